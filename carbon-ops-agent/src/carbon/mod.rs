@@ -1,0 +1,1 @@
+//! Carbon estimation from energy: grid intensity, PUE and uncertainty (see issue "Carbon estimator").

@@ -1,0 +1,221 @@
+//! carbon-ops kernel programs: exact per-process, per-CPU on-CPU time.
+//!
+//! Two raw tracepoints:
+//! - `sched_switch` closes the outgoing task's slice (now − slice start) into
+//!   `TASKS[(tgid, start_boottime)]` on this CPU (or `IDLE` for the idle task), then opens the
+//!   incoming task's slice in `CPU_SLICE`, so userspace can close every CPU's running slice at
+//!   the tick instant and no time is missing from a snapshot.
+//! - `sched_process_exit` records, when the last thread of a process exits, its exit time,
+//!   cgroup, uid and comm in `EXITS`. The process's record stays in `TASKS` until userspace has
+//!   read its final value, so a process that lives less than one tick is still counted.
+//!
+//! `task_struct` field offsets are not compiled in: userspace reads them from the running
+//! kernel's BTF and sets them as globals at load time (`OFF_*`). Every failure to store a
+//! slice is counted in `COUNTERS`, never dropped silently.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    programs::RawTracePointContext,
+};
+use carbon_ops_common::{
+    COMM_LEN, COUNTER_SLOTS, Counter, CpuSlice, ExitRecord, MAX_EXITS, MAX_TASKS, TaskCpu, TaskKey,
+};
+
+#[map(name = "TASKS")]
+static TASKS: PerCpuHashMap<TaskKey, TaskCpu> = PerCpuHashMap::with_max_entries(MAX_TASKS, 0);
+
+#[map(name = "IDLE")]
+static IDLE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "CPU_SLICE")]
+static CPU_SLICE: PerCpuArray<CpuSlice> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "EXITS")]
+static EXITS: HashMap<TaskKey, ExitRecord> = HashMap::with_max_entries(MAX_EXITS, 0);
+
+#[map(name = "COUNTERS")]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Byte offset of `task_struct.tgid`; set by the loader from the kernel's BTF.
+#[unsafe(no_mangle)]
+static OFF_TGID: u32 = 0;
+/// Byte offset of `task_struct.group_leader`; set by the loader.
+#[unsafe(no_mangle)]
+static OFF_GROUP_LEADER: u32 = 0;
+/// Byte offset of `task_struct.start_boottime`; set by the loader.
+#[unsafe(no_mangle)]
+static OFF_START_BOOTTIME: u32 = 0;
+/// 1 when `sched_process_exit` passes `group_dead` as its second argument (Linux ≥ 6.9).
+#[unsafe(no_mangle)]
+static HAS_GROUP_DEAD: u32 = 0;
+
+/// Reads a loader-set global; `read_volatile` keeps the compiler from folding the default.
+#[inline(always)]
+fn global(value: &u32) -> usize {
+    // SAFETY: `value` is a valid reference to a static.
+    unsafe { core::ptr::read_volatile(value) as usize }
+}
+
+#[inline(always)]
+fn bump(counter: Counter, by: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot; programs on one CPU do not run concurrently with each other here.
+        unsafe { *slot = (*slot).wrapping_add(by) };
+    }
+}
+
+/// Reads `T` at `base + offset` in kernel memory.
+#[inline(always)]
+fn read_at<T>(base: *const u8, offset: usize) -> Result<T, i64> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one returns an error.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset).cast::<T>()) }.map_err(|e| {
+        bump(Counter::ReadFailed, 1);
+        i64::from(e)
+    })
+}
+
+/// The identity of the process `task` belongs to: (tgid, group leader's start_boottime).
+#[inline(always)]
+fn task_key(task: *const u8) -> Result<TaskKey, i64> {
+    let tgid: u32 = read_at(task, global(&OFF_TGID))?;
+    if tgid == 0 {
+        return Ok(TaskKey::default());
+    }
+    let leader: *const u8 = read_at(task, global(&OFF_GROUP_LEADER))?;
+    let start: u64 = read_at(leader, global(&OFF_START_BOOTTIME))?;
+    Ok(TaskKey {
+        tgid,
+        pad: 0,
+        start_boottime_ns: start,
+    })
+}
+
+/// Adds one closed slice of `key` on this CPU.
+#[inline(always)]
+fn account(key: &TaskKey, delta: u64) {
+    if key.tgid == 0 {
+        if let Some(idle) = IDLE.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot.
+            unsafe { *idle = (*idle).wrapping_add(delta) };
+        }
+        return;
+    }
+    if let Some(value) = TASKS.get_ptr_mut(key) {
+        // SAFETY: per-CPU value of an existing element.
+        unsafe {
+            (*value).on_cpu_ns = (*value).on_cpu_ns.wrapping_add(delta);
+            (*value).switches = (*value).switches.wrapping_add(1);
+            (*value).cgroup_id = bpf_get_current_cgroup_id();
+        }
+        return;
+    }
+    let fresh = TaskCpu {
+        on_cpu_ns: delta,
+        switches: 1,
+        // SAFETY: plain helper call; in sched_switch the current task is the outgoing one.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+    };
+    if TASKS.insert(key, &fresh, u64::from(BPF_NOEXIST)).is_ok() {
+        return;
+    }
+    // Another CPU may have inserted the key between our lookup and insert.
+    if let Some(value) = TASKS.get_ptr_mut(key) {
+        // SAFETY: per-CPU value of an existing element.
+        unsafe {
+            (*value).on_cpu_ns = (*value).on_cpu_ns.wrapping_add(delta);
+            (*value).switches = (*value).switches.wrapping_add(1);
+        }
+        return;
+    }
+    bump(Counter::TaskInsertFailed, 1);
+    bump(Counter::TaskLostNs, delta);
+}
+
+/// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next, ...)`.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
+    let _ = try_sched_switch(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_switch(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let prev: *const u8 = ctx.arg(1);
+    let next: *const u8 = ctx.arg(2);
+    let slice = CPU_SLICE.get_ptr_mut(0).ok_or(-1i64)?;
+    // SAFETY: this CPU's slot; nothing else writes it while we run.
+    let slice = unsafe { &mut *slice };
+    if slice.start_ns != 0 {
+        let prev_key = task_key(prev)?;
+        account(&prev_key, now.wrapping_sub(slice.start_ns));
+    }
+    slice.key = task_key(next)?;
+    slice.start_ns = now;
+    Ok(())
+}
+
+/// `sched_process_exit(struct task_struct *p, bool group_dead)`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> u32 {
+    let _ = try_sched_process_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let task: *const u8 = ctx.arg(0);
+    let key = task_key(task)?;
+    if global(&HAS_GROUP_DEAD) != 0 {
+        let group_dead: u64 = ctx.arg(1);
+        if group_dead & 0xff == 0 {
+            return Ok(());
+        }
+    } else {
+        // Older kernels: take the group leader's exit as the process's exit.
+        let tid = aya_ebpf::helpers::bpf_get_current_pid_tgid() as u32;
+        if tid != key.tgid {
+            return Ok(());
+        }
+    }
+    let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+    let record = ExitRecord {
+        // SAFETY: plain helper calls.
+        exit_ns: unsafe { bpf_ktime_get_ns() },
+        // SAFETY: as above.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        uid: bpf_get_current_uid_gid() as u32,
+        pad: 0,
+        comm,
+    };
+    if EXITS.insert(&key, &record, 0).is_err() {
+        bump(Counter::ExitInsertFailed, 1);
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// Kernel programs need a GPL-compatible license to call `bpf_probe_read_kernel`.
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    eprintln!("carbon-ops-ebpf is a kernel object: build it with `cargo xtask build-ebpf`");
+}
