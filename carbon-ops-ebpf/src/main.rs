@@ -123,7 +123,7 @@ fn account(key: &TaskKey, delta: u64) {
         // SAFETY: plain helper call; in sched_switch the current task is the outgoing one.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     };
-    if TASKS.insert(key, &fresh, u64::from(BPF_NOEXIST)).is_ok() {
+    if TASKS.insert(key, fresh, u64::from(BPF_NOEXIST)).is_ok() {
         return;
     }
     // Another CPU may have inserted the key between our lookup and insert.
@@ -197,7 +197,7 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         pad: 0,
         comm,
     };
-    if EXITS.insert(&key, &record, 0).is_err() {
+    if EXITS.insert(key, record, 0).is_err() {
         bump(Counter::ExitInsertFailed, 1);
     }
     Ok(())

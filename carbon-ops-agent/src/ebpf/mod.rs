@@ -1,1 +1,346 @@
-//! x
+//! Loads the kernel programs and reads their maps into one consistent [`Snapshot`] per tick.
+//!
+//! Loading: the `task_struct` offsets the programs need are read from the running kernel's
+//! BTF ([`btf`]) and set as globals, then `sched_switch` and `sched_process_exit` are attached
+//! as raw tracepoints (no tracefs needed, ~3 ms).
+//!
+//! Reading, at tick instant `T` (CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`): first
+//! the closed slices (`TASKS`, `IDLE`), then each CPU's running slice (`CPU_SLICE`), which
+//! is closed at `T` in the snapshot only. In that order a switch racing with the read can
+//! only delay a slice to the next snapshot, never count it twice, so cumulative values never
+//! go backwards. A process whose exit was seen in the previous snapshot has had its final
+//! switch-out since (the switch follows the exit tracepoint by microseconds): it is reported
+//! in `exited` with its final value and removed from the maps.
+
+pub mod btf;
+
+use std::{collections::HashSet, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    programs::RawTracePoint,
+};
+use carbon_ops_common::{
+    COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_OFF_GROUP_LEADER, GLOBAL_OFF_START_BOOTTIME,
+    GLOBAL_OFF_TGID, MAP_COUNTERS, MAP_CPU_SLICE, MAP_EXITS, MAP_IDLE, MAP_TASKS, PROG_SCHED_EXIT,
+    PROG_SCHED_SWITCH, TaskCpu, TaskKey,
+};
+use thiserror::Error;
+
+use crate::tasks::{
+    AttributionMode, ExitInfo, LossCounters, ProcessId, Snapshot, TaskSample, TaskStats,
+    TaskStatsError,
+};
+
+/// The kernel object, embedded at build time (empty when built without the eBPF toolchain).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/carbon-ops.bpf.o"));
+
+/// Where the running kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+const HINT_PRIV: &str =
+    "run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8)";
+
+/// What went wrong loading or attaching the kernel programs.
+#[derive(Debug, Error)]
+pub enum EbpfError {
+    /// The binary was built without the kernel object.
+    #[error(
+        "this build has no eBPF object: run `cargo xtask build-ebpf`, then rebuild carbon-ops-agent"
+    )]
+    NoObject,
+    /// The kernel's BTF could not be read.
+    #[error(
+        "failed to read the kernel's BTF at {path} (a kernel with CONFIG_DEBUG_INFO_BTF=y is required)"
+    )]
+    BtfRead {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel's BTF lacks something the programs need.
+    #[error("the kernel's BTF does not describe what carbon-ops needs")]
+    Btf(#[source] btf::BtfError),
+    /// The object could not be loaded (maps created, programs verified).
+    #[error("failed to load the eBPF programs ({HINT_PRIV})")]
+    Load(#[source] aya::EbpfError),
+    /// A program or map is missing from the object.
+    #[error("the eBPF object has no `{name}`: rebuild it with `cargo xtask build-ebpf`")]
+    Missing {
+        /// The program or map.
+        name: &'static str,
+    },
+    /// A program could not be loaded into the kernel or attached.
+    #[error("failed to load or attach `{name}` ({HINT_PRIV})")]
+    Program {
+        /// The program.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map had an unexpected type.
+    #[error("eBPF map `{name}` has an unexpected type")]
+    Map {
+        /// The map.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The number of possible CPUs could not be read.
+    #[error("failed to read the number of possible CPUs from /sys/devices/system/cpu/possible")]
+    Cpus(#[source] std::io::Error),
+}
+
+/// The kernel-side accounting, loaded and attached. Detaches when dropped.
+pub struct EbpfTaskStats {
+    tasks: PerCpuHashMap<MapData, TaskKey, TaskCpu>,
+    idle: PerCpuArray<MapData, u64>,
+    slices: PerCpuArray<MapData, CpuSlice>,
+    exits: BpfHashMap<MapData, TaskKey, ExitRecord>,
+    counters: PerCpuArray<MapData, u64>,
+    /// Exits seen in the previous snapshot: final, to report and drain in this one.
+    pending_exits: HashSet<TaskKey>,
+    /// Exits already reported whose `EXITS` record could not be removed: never reported twice.
+    reported: HashSet<TaskKey>,
+    ncpus: usize,
+    /// Keeps the programs (and so their attachments) alive.
+    _bpf: Ebpf,
+}
+
+fn take<T>(bpf: &mut Ebpf, name: &'static str) -> Result<T, EbpfError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = bpf.take_map(name).ok_or(EbpfError::Missing { name })?;
+    T::try_from(map).map_err(|source| EbpfError::Map { name, source })
+}
+
+fn attach(bpf: &mut Ebpf, name: &'static str) -> Result<(), EbpfError> {
+    let prog: &mut RawTracePoint = bpf
+        .program_mut(name)
+        .ok_or(EbpfError::Missing { name })?
+        .try_into()
+        .map_err(|source| EbpfError::Program { name, source })?;
+    prog.load()
+        .map_err(|source| EbpfError::Program { name, source })?;
+    prog.attach(name)
+        .map_err(|source| EbpfError::Program { name, source })?;
+    Ok(())
+}
+
+/// Options for [`EbpfTaskStats::load_with`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Capacity of the process table (default `MAX_TASKS`); tests shrink it to fill it.
+    pub max_tasks: Option<u32>,
+}
+
+impl EbpfTaskStats {
+    /// Loads and attaches the programs, reading `task_struct` offsets from the BTF at
+    /// `btf_path` (normally [`VMLINUX_BTF`]).
+    pub fn load(btf_path: &Path) -> Result<EbpfTaskStats, EbpfError> {
+        EbpfTaskStats::load_with(btf_path, &LoadOptions::default())
+    }
+
+    /// [`EbpfTaskStats::load`] with options.
+    pub fn load_with(btf_path: &Path, opts: &LoadOptions) -> Result<EbpfTaskStats, EbpfError> {
+        if OBJECT.is_empty() {
+            return Err(EbpfError::NoObject);
+        }
+        let raw = std::fs::read(btf_path).map_err(|source| EbpfError::BtfRead {
+            path: btf_path.display().to_string(),
+            source,
+        })?;
+        let kbtf = btf::Btf::parse(&raw).map_err(EbpfError::Btf)?;
+        let off = |m: &str| kbtf.member_offset("task_struct", m).map_err(EbpfError::Btf);
+        let off_tgid = off("tgid")?;
+        let off_leader = off("group_leader")?;
+        let off_start = off("start_boottime")?;
+        let has_group_dead = u32::from(
+            kbtf.raw_tracepoint_arity(PROG_SCHED_EXIT)
+                .map_err(EbpfError::Btf)?
+                >= 2,
+        );
+        let mut loader = EbpfLoader::new();
+        if let Some(max) = opts.max_tasks {
+            loader.map_max_entries(MAP_TASKS, max);
+        }
+        let mut bpf = loader
+            .override_global(GLOBAL_OFF_TGID, &off_tgid, true)
+            .override_global(GLOBAL_OFF_GROUP_LEADER, &off_leader, true)
+            .override_global(GLOBAL_OFF_START_BOOTTIME, &off_start, true)
+            .override_global("HAS_GROUP_DEAD", &has_group_dead, true)
+            .load(OBJECT)
+            .map_err(EbpfError::Load)?;
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| EbpfError::Cpus(e))?;
+        let mut stats = EbpfTaskStats {
+            tasks: take(&mut bpf, MAP_TASKS)?,
+            idle: take(&mut bpf, MAP_IDLE)?,
+            slices: take(&mut bpf, MAP_CPU_SLICE)?,
+            exits: take(&mut bpf, MAP_EXITS)?,
+            counters: take(&mut bpf, MAP_COUNTERS)?,
+            pending_exits: HashSet::new(),
+            reported: HashSet::new(),
+            ncpus,
+            _bpf: bpf,
+        };
+        attach(&mut stats._bpf, PROG_SCHED_EXIT)?;
+        attach(&mut stats._bpf, PROG_SCHED_SWITCH)?;
+        Ok(stats)
+    }
+
+    /// Number of possible CPUs (the length of every per-CPU vector).
+    pub fn ncpus(&self) -> usize {
+        self.ncpus
+    }
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TaskStatsError {
+    move |source| TaskStatsError::Map { map, source }
+}
+
+fn comm_string(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+fn id_of(key: &TaskKey) -> ProcessId {
+    ProcessId {
+        pid: key.tgid,
+        start_boottime_ns: key.start_boottime_ns,
+    }
+}
+
+impl TaskStats for EbpfTaskStats {
+    fn mode(&self) -> AttributionMode {
+        AttributionMode::Ebpf
+    }
+
+    fn snapshot(&mut self, at_ns: u64) -> Result<Snapshot, TaskStatsError> {
+        let n = self.ncpus;
+        // 1. Closed slices.
+        let mut tasks: std::collections::HashMap<TaskKey, TaskSample> =
+            std::collections::HashMap::new();
+        for item in self.tasks.iter() {
+            let (key, values) = item.map_err(map_err(MAP_TASKS))?;
+            let mut per_cpu_ns = vec![0u64; n];
+            let (mut switches, mut cgroup_id) = (0u64, 0u64);
+            for (cpu, v) in values.iter().enumerate().take(n) {
+                per_cpu_ns[cpu] = v.on_cpu_ns;
+                switches = switches.saturating_add(v.switches);
+                cgroup_id = cgroup_id.max(v.cgroup_id);
+            }
+            tasks.insert(
+                key,
+                TaskSample {
+                    id: id_of(&key),
+                    per_cpu_ns,
+                    switches,
+                    cgroup_id,
+                },
+            );
+        }
+        let mut idle_ns: Vec<u64> = self
+            .idle
+            .get(&0, 0)
+            .map_err(map_err(MAP_IDLE))?
+            .iter()
+            .take(n)
+            .copied()
+            .collect();
+        idle_ns.resize(n, 0);
+        // 2. Running slices, closed at `at_ns` in this snapshot only.
+        let slices = self.slices.get(&0, 0).map_err(map_err(MAP_CPU_SLICE))?;
+        for (cpu, s) in slices.iter().enumerate().take(n) {
+            if s.start_ns == 0 || s.start_ns >= at_ns {
+                continue;
+            }
+            let open = at_ns - s.start_ns;
+            if s.key.tgid == 0 {
+                idle_ns[cpu] = idle_ns[cpu].saturating_add(open);
+                continue;
+            }
+            let sample = tasks.entry(s.key).or_insert_with(|| TaskSample {
+                id: id_of(&s.key),
+                per_cpu_ns: vec![0; n],
+                switches: 0,
+                cgroup_id: 0,
+            });
+            sample.per_cpu_ns[cpu] = sample.per_cpu_ns[cpu].saturating_add(open);
+        }
+        // 3. Exits: those seen last time are final now.
+        let mut exited = Vec::new();
+        let mut now_pending = HashSet::new();
+        let records: Vec<(TaskKey, ExitRecord)> = self
+            .exits
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(MAP_EXITS))?;
+        for (key, rec) in records {
+            if self.reported.contains(&key) {
+                if self.exits.remove(&key).is_ok() {
+                    self.reported.remove(&key);
+                }
+                continue;
+            }
+            if self.pending_exits.contains(&key) {
+                tasks.entry(key).or_insert_with(|| TaskSample {
+                    id: id_of(&key),
+                    per_cpu_ns: vec![0; n],
+                    switches: 0,
+                    cgroup_id: rec.cgroup_id,
+                });
+                exited.push(ExitInfo {
+                    id: id_of(&key),
+                    exit_monotonic_ns: rec.exit_ns,
+                    uid: rec.uid,
+                    comm: comm_string(&rec.comm),
+                    cgroup_id: rec.cgroup_id,
+                });
+            } else {
+                now_pending.insert(key);
+            }
+        }
+        // 4. Losses.
+        let mut lost = [0u64; COUNTER_SLOTS as usize];
+        for (slot, total) in lost.iter_mut().enumerate() {
+            let values = self
+                .counters
+                .get(&(slot as u32), 0)
+                .map_err(map_err(MAP_COUNTERS))?;
+            *total = values.iter().fold(0u64, |a, &b| a.saturating_add(b));
+        }
+        // 5. Drain the final records; a failed removal is retried at the next snapshot.
+        for e in &exited {
+            let key = TaskKey {
+                tgid: e.id.pid,
+                pad: 0,
+                start_boottime_ns: e.id.start_boottime_ns,
+            };
+            // Absent from TASKS when its slices were lost (counted in `lost`): nothing to remove.
+            let _ = self.tasks.remove(&key);
+            if self.exits.remove(&key).is_err() {
+                self.reported.insert(key);
+            }
+        }
+        self.pending_exits = now_pending;
+        Ok(Snapshot {
+            at_ns,
+            ncpus: n,
+            tasks: tasks.into_values().collect(),
+            idle_ns,
+            exited,
+            lost: LossCounters {
+                task_insert_failed: lost[0],
+                task_lost_ns: lost[1],
+                exit_insert_failed: lost[2],
+                read_failed: lost[3],
+            },
+        })
+    }
+}
