@@ -6,6 +6,7 @@
 //! power-unit register only after accumulation (see [`super::counter`]). Intel: units 0x606,
 //! PKG 0x611, PP0 0x639, PP1 0x641, DRAM 0x619 (fixed 15.3 µJ unit on servers), PSYS 0x64D.
 //! AMD family 17h+: units 0xC0010299, core 0xC001029A (per physical core), package 0xC001029B.
+//! A domain whose counter reads 0 when the source opens is treated as absent, as the kernel does.
 
 use super::topology::Topology;
 use super::{
@@ -173,8 +174,14 @@ impl MsrSource {
                 uj_den: 1u64 << esu,
                 max_power_uw: max_uw,
             };
+            // As the kernel's `rapl_check_domain`: a domain whose counter reads 0 (or fails)
+            // is not implemented; the package domain is always kept if readable.
             let try_zone = |src: &mut MsrSource, reg: u64, name: &str, kind, spec| {
-                if src.read_reg(f, reg).is_ok() {
+                let present = match src.read_reg(f, reg) {
+                    Ok(v) => kind == ZoneKind::Package || v & 0xFFFF_FFFF != 0,
+                    Err(_) => false,
+                };
+                if present {
                     src.zones.push(ZoneInfo {
                         id: format!("msr:cpu{c}:{name}"),
                         name: name.to_owned(),
@@ -219,12 +226,15 @@ impl MsrSource {
                 }
             }
             if amd && opts.amd_per_core {
-                for (p, core, cc) in topology.first_cpu_per_core() {
+                for (p, core, cc) in topology.last_cpu_per_core() {
                     if p != package {
                         continue;
                     }
                     let fc = src.open_cpu(msr_root, cc)?;
-                    if src.read_reg(fc, AMD_CORE_ENERGY).is_ok() {
+                    if src
+                        .read_reg(fc, AMD_CORE_ENERGY)
+                        .is_ok_and(|v| v & 0xFFFF_FFFF != 0)
+                    {
                         src.zones.push(ZoneInfo {
                             id: format!("msr:cpu{cc}:core"),
                             name: format!("core-{core}"),

@@ -79,11 +79,12 @@ impl Topology {
             .collect()
     }
 
-    /// The first CPU of each physical core of each package: `(package, core, cpu)`.
-    pub fn first_cpu_per_core(&self) -> Vec<(u32, u32, u32)> {
+    /// The last (highest-numbered) CPU of each physical core of each package:
+    /// `(package, core, cpu)`. With SMT this is a sibling, not the package's reader CPU.
+    pub fn last_cpu_per_core(&self) -> Vec<(u32, u32, u32)> {
         let mut seen: BTreeMap<(u32, u32), u32> = BTreeMap::new();
         for (&cpu, &(package, core)) in &self.cpus {
-            seen.entry((package, core)).or_insert(cpu);
+            seen.insert((package, core), cpu);
         }
         seen.into_iter().map(|((p, c), cpu)| (p, c, cpu)).collect()
     }
