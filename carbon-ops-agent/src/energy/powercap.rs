@@ -190,7 +190,10 @@ impl EnergySource for PowercapSource {
     }
 }
 
-/// Read one `energy_uj` file: open, one read into a stack buffer, parse. No allocation.
+/// Read one `energy_uj` file: open, one `read` into a stack buffer, parse. No allocation.
+/// sysfs hands the whole attribute over in the first read, so one read is enough (three
+/// syscalls per zone); the file is opened afresh each time so a zone that vanished or was
+/// re-created by a module reload is seen as such.
 pub fn read_counter(path: &Path) -> Result<u64, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
@@ -198,14 +201,7 @@ pub fn read_counter(path: &Path) -> Result<u64, ReadError> {
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut buf = [0u8; 32];
-    let mut len = 0;
-    while len < buf.len() {
-        let n = file.read(&mut buf[len..]).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-    }
+    let len = file.read(&mut buf).map_err(io)?;
     parse_u64(&buf[..len]).ok_or_else(|| ReadError::Parse {
         path: path.to_path_buf(),
         text: String::from_utf8_lossy(&buf[..len]).into_owned(),
