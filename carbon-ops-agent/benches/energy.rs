@@ -77,7 +77,11 @@ fn poller_cpu(secs: u64, with_meter: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (fake, cpus) = tree(dir.path());
     let src = PowercapSource::discover(&fake.class_root(), &cpus).expect("discover");
-    let label = if with_meter { "energy_poller_10hz" } else { "energy_ticker_only_10hz" };
+    let label = if with_meter {
+        "energy_poller_10hz"
+    } else {
+        "energy_ticker_only_10hz"
+    };
     let handle = std::thread::spawn(move || {
         let mut meter = Meter::new(Box::new(src));
         let mut ticker = Ticker::new(Duration::from_millis(100));

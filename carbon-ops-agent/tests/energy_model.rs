@@ -147,3 +147,31 @@ fn a_forced_mode_does_not_fall_back() -> TestResult {
     assert!(matches!(err, SourceError::NoPowercapZones { .. }));
     Ok(())
 }
+
+#[test]
+fn model_source_goes_stale_without_proc_stat_and_recovers_over_the_gap() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let info = cpuinfo("GenuineIntel", 6, 0x55, SKYLAKE);
+    let proc = write_procfs(dir.path(), &info, &[(0, 0)])?;
+    let mut meter = Meter::new(Box::new(ModelSource::open(
+        &proc,
+        &dir.path().join("x"),
+        None,
+    )?));
+    meter.tick(0);
+    std::fs::remove_file(proc.join("stat"))?;
+    let t = meter.tick(100_000_000);
+    assert!(t.zones[0].stale && t.host_stale && t.host_uj.0 == 0);
+    // Back at 300 ms (the first retry is due at 200 ms), 1 CPU fully busy throughout:
+    // 4.26 W × 0.3 s = 1.278 J, measured over the whole span since the last sample.
+    write_procfs(dir.path(), &info, &[(30, 0)])?;
+    let t = meter.tick(300_000_000);
+    assert!(!t.zones[0].stale && t.zones[0].flags.recovered);
+    assert_eq!(t.zones[0].span_ns, 300_000_000);
+    assert!(
+        (t.host_uj.0 as i64 - 1_278_000).abs() <= 1,
+        "{}",
+        t.host_uj.0
+    );
+    Ok(())
+}

@@ -91,8 +91,9 @@ fn a_late_tick_is_caught_up_not_skipped() {
         "{}",
         ticks[3].lateness_ns
     );
-    // Ticks 3..=6 were all due before the stall ended; they fire back to back.
-    assert!(ticks[6].actual_ns - ticks[3].actual_ns < 40_000_000);
+    // Ticks 3..=6 were all due before the stall ended; they fire back to back (a ticker that
+    // re-paced late ticks one interval apart would need 150 ms for them).
+    assert!(ticks[6].actual_ns - ticks[3].actual_ns < 100_000_000);
     assert!(ticker.late_ticks() >= 3);
     // The schedule is unchanged: tick 9 is still due at 450 ms.
     assert_eq!(ticks[9].scheduled_ns, start + 450_000_000);

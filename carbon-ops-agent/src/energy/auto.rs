@@ -218,3 +218,41 @@ impl EnergyArgs {
         select(&self.paths(), &opts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        energy: EnergyArgs,
+    }
+
+    #[test]
+    fn intervals_parse_by_hand() {
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("250"), Ok(Duration::from_millis(250)));
+        assert!(parse_interval("0ms").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
+
+    #[test]
+    fn arguments_default_to_auto_at_ten_hertz_on_the_real_roots() {
+        let cli = Cli::parse_from(["agent"]);
+        assert_eq!(cli.energy.rapl_mode, RaplMode::Auto);
+        assert_eq!(cli.energy.interval, Duration::from_millis(100));
+        assert_eq!(cli.energy.paths(), EnergyPaths::default());
+        let cli = Cli::parse_from([
+            "agent",
+            "--rapl-mode=msr",
+            "--msr-cpus=0,8",
+            "--interval=50ms",
+        ]);
+        assert_eq!(cli.energy.rapl_mode, RaplMode::Msr);
+        assert_eq!(cli.energy.msr_cpus, Some(vec![0, 8]));
+        assert_eq!(cli.energy.interval, Duration::from_millis(50));
+    }
+}

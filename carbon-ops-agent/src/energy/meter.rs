@@ -113,13 +113,18 @@ struct ZoneState {
     error: Option<String>,
 }
 
-/// A source with its accumulators.
+/// A source with its accumulators. `Send`, so it can be moved to the poller thread.
 pub struct Meter {
     source: Box<dyn EnergySource>,
     config: MeterConfig,
     zones: Vec<ZoneState>,
     prev_at: Option<u64>,
 }
+
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Meter>();
+};
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
