@@ -7,6 +7,7 @@
 //! into emissions with uncertainty, and the ledger ([`ledger`]) keeps a tamper-evident record.
 //! Pure logic has no I/O; I/O edges take their root paths as arguments.
 
+pub mod attribution;
 pub mod carbon;
 pub mod ebpf;
 pub mod energy;
