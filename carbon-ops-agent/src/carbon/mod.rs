@@ -1,1 +1,2 @@
-//! Carbon estimation from energy: grid intensity, PUE and uncertainty (see issue "Carbon estimator").
+//! Carbon estimation from energy: grid intensity, PUE and uncertainty.
+pub mod uncertainty;
