@@ -43,7 +43,10 @@ fn analytical_agrees_with_monte_carlo_where_relative_sigma_at_most_0_3() {
                 assert!(rel(a.mean, mc.mean) < 0.01, "mean {case}");
                 assert!(rel(a.lower, mc.lower) < 0.03, "lower {case}");
                 assert!(rel(a.upper, mc.upper) < 0.03, "upper {case}");
-                assert!(a.lower > 0.0 && a.lower < a.mean && a.mean < a.upper, "{case}");
+                assert!(
+                    a.lower > 0.0 && a.lower < a.mean && a.mean < a.upper,
+                    "{case}"
+                );
             }
         }
     }
@@ -52,7 +55,11 @@ fn analytical_agrees_with_monte_carlo_where_relative_sigma_at_most_0_3() {
 
 #[test]
 fn default_10k_samples_agree_too() {
-    let f = [tn(250.0, 0.05, 0.0), tn(420.0, 0.3, 0.0), tn(1.4, 0.05, 1.0)];
+    let f = [
+        tn(250.0, 0.05, 0.0),
+        tn(420.0, 0.3, 0.0),
+        tn(1.4, 0.05, 1.0),
+    ];
     let a = propagate(&f, Method::AnalyticalTruncated, 0.95, 0, 0).expect("ok");
     let mc = propagate(&f, Method::MonteCarlo, 0.95, 10_000, 1).expect("ok");
     assert!(rel(a.mean, mc.mean) < 0.01);
@@ -70,7 +77,10 @@ fn where_they_part_at_large_sigma() {
     let mc = monte_carlo(&f, 0.95, 200_000, 3).expect("ok");
     assert!(rel(a.mean, mc.mean) < 0.01);
     assert!(rel(a.upper, mc.upper) < 0.01);
-    assert!(a.lower < mc.lower && rel(a.lower, mc.lower) > 0.02, "{a:?} {mc:?}");
+    assert!(
+        a.lower < mc.lower && rel(a.lower, mc.lower) > 0.02,
+        "{a:?} {mc:?}"
+    );
     // At σ/μ = 0.5 on both, the shifted log-normal's support starts below zero: the
     // analytical lower bound is clamped to 0 while sampled products stay positive; the upper
     // bounds still agree within 1 %.
@@ -89,7 +99,9 @@ fn zero_sigma_everywhere_is_a_point() {
     for method in [Method::AnalyticalTruncated, Method::MonteCarlo] {
         let p = propagate(&f, method, 0.95, 1000, 9).expect("ok");
         let want = 250.0 * 420.0 * 1.4;
-        assert!(rel(p.mean, want) < 1e-12 && rel(p.lower, want) < 1e-12 && rel(p.upper, want) < 1e-12);
+        assert!(
+            rel(p.mean, want) < 1e-12 && rel(p.lower, want) < 1e-12 && rel(p.upper, want) < 1e-12
+        );
     }
 }
 

@@ -8,9 +8,9 @@
 //!
 //! σ = 0 is the degenerate point mass at μ (allowed when μ ≥ lower): mean μ, variance 0.
 
+use super::UncertaintyError;
 use super::normal;
 use super::rng::Rng;
-use super::UncertaintyError;
 
 /// A normal truncated below; build with [`TruncatedNormal::new`].
 #[derive(Clone, Copy, Debug, PartialEq)]
