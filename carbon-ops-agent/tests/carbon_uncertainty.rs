@@ -1,7 +1,8 @@
-//! Analytical (exact truncated-normal moments, shifted log-normal interval) against Monte Carlo,
+//! Analytical (exact truncated-normal moments, mixture interval) against Monte Carlo,
 //! and the closed forms they rest on.
 use carbon_ops::carbon::uncertainty::{
     Method, TruncatedNormal, analytical, monte_carlo, product_moments, propagate,
+    shifted_lognormal_interval,
 };
 
 fn tn(mu: f64, rel: f64, lower: f64) -> TruncatedNormal {
@@ -26,31 +27,46 @@ fn product_moments_match_independence_formulas() {
 }
 
 #[test]
-fn analytical_agrees_with_monte_carlo_where_relative_sigma_at_most_0_3() {
-    let mut checked = 0;
-    for &re in &[0.0, 0.02, 0.05, 0.1, 0.2] {
-        for &ri in &[0.05, 0.1, 0.2, 0.3] {
-            for &rp in &[0.0, 0.05, 0.1] {
+fn analytical_agrees_with_monte_carlo_where_each_relative_sigma_at_most_0_3() {
+    // Every combination of σ/μ ∈ {0, 0.1, 0.2, 0.3} for energy, intensity and PUE (64 cases;
+    // PUE at 1.4 ± 0.42 is truncated hard at 1). Monte Carlo with 100,000 samples and a fixed
+    // seed, so the comparison is deterministic; its own noise on a 2.5 % bound is ~0.5 %.
+    let grid = [0.0, 0.1, 0.2, 0.3];
+    let mut worst = (0.0f64, 0.0f64, 0.0f64);
+    for &re in &grid {
+        for &ri in &grid {
+            for &rp in &grid {
                 let f = [tn(250.0, re, 0.0), tn(420.0, ri, 0.0), tn(1.4, rp, 1.0)];
-                let m = product_moments(&f);
-                if m.variance.sqrt() / m.mean > 0.3 {
-                    continue;
-                }
-                checked += 1;
                 let a = analytical(&f, 0.95).expect("ok");
-                let mc = monte_carlo(&f, 0.95, 50_000, 7).expect("ok");
+                let mc = monte_carlo(&f, 0.95, 100_000, 7).expect("ok");
                 let case = format!("re={re} ri={ri} rp={rp}: {a:?} vs {mc:?}");
-                assert!(rel(a.mean, mc.mean) < 0.01, "mean {case}");
-                assert!(rel(a.lower, mc.lower) < 0.03, "lower {case}");
-                assert!(rel(a.upper, mc.upper) < 0.03, "upper {case}");
-                assert!(
-                    a.lower > 0.0 && a.lower < a.mean && a.mean < a.upper,
-                    "{case}"
+                let d = (
+                    rel(a.mean, mc.mean),
+                    rel(a.lower, mc.lower),
+                    rel(a.upper, mc.upper),
                 );
+                assert!(d.0 < 0.01, "mean {case}");
+                assert!(d.1 < 0.03, "lower {case}");
+                assert!(d.2 < 0.03, "upper {case}");
+                assert!(a.lower <= a.mean && a.mean <= a.upper, "{case}");
+                worst = (worst.0.max(d.0), worst.1.max(d.1), worst.2.max(d.2));
             }
         }
     }
-    assert!(checked >= 40, "grid too small: {checked}");
+    println!("worst relative differences (mean, lower, upper): {worst:?}");
+}
+
+#[test]
+fn whole_product_three_moment_fit_alone_is_not_enough() {
+    // Why the analytical interval keeps the widest factor exact: a PUE of 1.4 ± 0.42 is cut
+    // hard at 1, and a shifted log-normal fitted to the whole product's three moments puts the
+    // lower bound more than 3 % below the sampled one; the mixture is within 3 %.
+    let f = [tn(250.0, 0.0, 0.0), tn(420.0, 0.0, 0.0), tn(1.4, 0.3, 1.0)];
+    let (fit_lo, _) = shifted_lognormal_interval(product_moments(&f), 0.95).expect("ok");
+    let a = analytical(&f, 0.95).expect("ok");
+    let mc = monte_carlo(&f, 0.95, 200_000, 3).expect("ok");
+    assert!(rel(fit_lo, mc.lower) > 0.03, "{fit_lo} vs {mc:?}");
+    assert!(rel(a.lower, mc.lower) < 0.01, "{a:?} vs {mc:?}");
 }
 
 #[test]
@@ -69,27 +85,28 @@ fn default_10k_samples_agree_too() {
 
 #[test]
 fn where_they_part_at_large_sigma() {
-    // Two inputs at σ/μ = 0.3 (product σ/μ ≈ 0.44): the product's left tail is heavier than any
-    // log-normal with the same three moments, so the analytical lower bound sits a few percent
-    // below the sampled one, while the mean (exact) and the upper bound still agree.
-    let f = [tn(250.0, 0.3, 0.0), tn(420.0, 0.3, 0.0), tn(1.4, 0.1, 1.0)];
+    // Energy σ/μ = 1 and intensity σ/μ = 0.5: the exact factor is the energy (widest); the
+    // rest, W = intensity × PUE, is represented by a shifted log-normal whose three-moment fit
+    // thins W's left tail near 0, so the analytical lower bound falls ~20 % below the sampled
+    // one. Mean (exact) and upper bound still agree within 1.5 %.
+    let f = [tn(250.0, 1.0, 0.0), tn(420.0, 0.5, 0.0), tn(1.4, 0.0, 1.0)];
     let a = analytical(&f, 0.95).expect("ok");
     let mc = monte_carlo(&f, 0.95, 200_000, 3).expect("ok");
     assert!(rel(a.mean, mc.mean) < 0.01);
-    assert!(rel(a.upper, mc.upper) < 0.01);
+    assert!(rel(a.upper, mc.upper) < 0.015, "{a:?} {mc:?}");
     assert!(
-        a.lower < mc.lower && rel(a.lower, mc.lower) > 0.02,
+        a.lower < mc.lower && rel(a.lower, mc.lower) > 0.1,
         "{a:?} {mc:?}"
     );
-    // At σ/μ = 0.5 on both, the shifted log-normal's support starts below zero: the
-    // analytical lower bound is clamped to 0 while sampled products stay positive; the upper
-    // bounds still agree within 1 %.
-    let f = [tn(250.0, 0.5, 0.0), tn(420.0, 0.5, 0.0), tn(1.4, 0.1, 1.0)];
+    // Two inputs at σ/μ = 0.7: W's fitted support starts below 0 (its lowest quadrature nodes
+    // are negative and count as G ≤ 0), so the analytical lower bound is clamped to 0 while
+    // sampled products stay positive. Use monte_carlo there.
+    let f = [tn(250.0, 0.7, 0.0), tn(420.0, 0.7, 0.0), tn(1.4, 0.0, 1.0)];
     let a = analytical(&f, 0.95).expect("ok");
     let mc = monte_carlo(&f, 0.95, 200_000, 3).expect("ok");
     assert_eq!(a.lower, 0.0);
     assert!(mc.lower > 0.0);
-    assert!(rel(a.upper, mc.upper) < 0.01, "{a:?} {mc:?}");
+    assert!(rel(a.upper, mc.upper) < 0.015, "{a:?} {mc:?}");
     assert!(rel(a.mean, mc.mean) < 0.01);
 }
 

@@ -10,8 +10,10 @@
 //!
 //! Pure: no I/O, no clock, no global state.
 
+pub mod interval;
 pub mod monte_carlo;
 pub mod normal;
+pub mod quadrature;
 pub mod rng;
 pub mod truncated;
 
@@ -106,7 +108,14 @@ pub struct Propagated {
 /// small they are multiplied in relative form, `E[Yᵏ] − 1` with `Y = X/E[X]`, through
 /// `ln_1p`/`exp_m1`.
 pub fn product_moments(factors: &[TruncatedNormal]) -> Moments {
-    let mean: f64 = factors.iter().map(TruncatedNormal::mean).product();
+    product_moments_iter(factors.iter())
+}
+
+/// [`product_moments`] over any iterator of factors (the empty product is the constant 1).
+pub fn product_moments_iter<'a>(
+    factors: impl Iterator<Item = &'a TruncatedNormal> + Clone,
+) -> Moments {
+    let mean: f64 = factors.clone().map(TruncatedNormal::mean).product();
     if mean == 0.0 {
         return Moments {
             mean,
@@ -184,7 +193,7 @@ pub fn analytical(
     confidence: f64,
 ) -> Result<Propagated, UncertaintyError> {
     let m = product_moments(factors);
-    let (lower, upper) = shifted_lognormal_interval(m, confidence)?;
+    let (lower, upper) = interval::product_interval(factors, m, confidence)?;
     Ok(Propagated {
         mean: m.mean,
         lower,

@@ -127,6 +127,31 @@ impl TruncatedNormal {
                 - 3.0 * l2 * l2)
     }
 
+    /// Distribution function `(Φ((x − μ)/σ) − Φ(α))/Q(α)` for x ≥ lower, 0 below
+    /// (a step at μ when σ = 0).
+    pub fn cdf(&self, x: f64) -> f64 {
+        if x < self.lower {
+            return 0.0;
+        }
+        if self.sigma == 0.0 {
+            return if x >= self.mu { 1.0 } else { 0.0 };
+        }
+        let z = (x - self.mu) / self.sigma;
+        if z <= 0.0 {
+            ((normal::cdf(z) - self.cdf_alpha) / self.mass).clamp(0.0, 1.0)
+        } else {
+            (1.0 - normal::upper_tail(z) / self.mass).clamp(0.0, 1.0)
+        }
+    }
+
+    /// Density `φ((x − μ)/σ)/(σ Q(α))` for x ≥ lower, 0 below (0 when σ = 0).
+    pub fn pdf(&self, x: f64) -> f64 {
+        if x < self.lower || self.sigma == 0.0 {
+            return 0.0;
+        }
+        normal::pdf((x - self.mu) / self.sigma) / (self.sigma * self.mass)
+    }
+
     /// E[X²] = Var + mean².
     pub fn second_moment(&self) -> f64 {
         let m = self.mean();
@@ -171,6 +196,15 @@ mod tests {
         let exk = t.fourth_central() / t.variance().powi(2) - 3.0;
         let want = 8.0 * (PI - 3.0) / (PI - 2.0).powi(2);
         assert!((exk - want).abs() < 1e-12, "{exk} vs {want}");
+    }
+
+    #[test]
+    fn cdf_and_pdf_of_half_normal() {
+        // Half-normal on [10, ∞) with σ = 3: F(10 + 3·1.959964) = 2·0.975 − 1 = 0.95.
+        let t = TruncatedNormal::new(10.0, 3.0, 10.0).expect("valid");
+        assert!((t.cdf(10.0 + 3.0 * 1.959_963_984_540_054) - 0.95).abs() < 1e-14);
+        assert_eq!(t.cdf(9.0), 0.0);
+        assert!((t.pdf(10.0) - 2.0 * normal::pdf(0.0) / 3.0).abs() < 1e-15);
     }
 
     #[test]
