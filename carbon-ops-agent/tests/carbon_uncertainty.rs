@@ -98,14 +98,14 @@ fn where_they_part_at_large_sigma() {
         a.lower < mc.lower && rel(a.lower, mc.lower) > 0.1,
         "{a:?} {mc:?}"
     );
-    // Two inputs at σ/μ = 0.7: W's fitted support starts below 0 (its lowest quadrature nodes
-    // are negative and count as G ≤ 0), so the analytical lower bound is clamped to 0 while
-    // sampled products stay positive. Use monte_carlo there.
+    // Two inputs at σ/μ = 0.7: W's fitted support reaches below 0 (quadrature nodes there count
+    // as G ≤ 0), so the analytical lower bound is less than two thirds of the sampled one.
+    // Use monte_carlo there.
     let f = [tn(250.0, 0.7, 0.0), tn(420.0, 0.7, 0.0), tn(1.4, 0.0, 1.0)];
     let a = analytical(&f, 0.95).expect("ok");
     let mc = monte_carlo(&f, 0.95, 200_000, 3).expect("ok");
-    assert_eq!(a.lower, 0.0);
-    assert!(mc.lower > 0.0);
+    println!("sigma/mu 0.7 x 0.7: {a:?} vs {mc:?}");
+    assert!(a.lower >= 0.0 && a.lower < 0.67 * mc.lower, "{a:?} {mc:?}");
     assert!(rel(a.upper, mc.upper) < 0.015, "{a:?} {mc:?}");
     assert!(rel(a.mean, mc.mean) < 0.01);
 }

@@ -59,6 +59,8 @@ pub struct RegionIntensity {
 struct Index {
     table: Table,
     by_a2: BTreeMap<String, String>,
+    /// "codecarbon X (PyPI wheel)", read once.
+    package: String,
 }
 
 fn index() -> Option<&'static Index> {
@@ -71,16 +73,23 @@ fn index() -> Option<&'static Index> {
                 .iter()
                 .filter_map(|(a3, c)| c.a2.clone().map(|a2| (a2, a3.clone())))
                 .collect();
-            Some(Index { table, by_a2 })
+            let package = table
+                .source
+                .get("package")
+                .cloned()
+                .unwrap_or_else(|| "bundled table".into());
+            Some(Index {
+                table,
+                by_a2,
+                package,
+            })
         })
         .as_ref()
 }
 
 /// The package the table was derived from (e.g. "codecarbon 3.3.2 (PyPI wheel)").
 pub fn table_package() -> String {
-    index()
-        .and_then(|i| i.table.source.get("package").cloned())
-        .unwrap_or_else(|| "bundled table".into())
+    index().map_or_else(|| "bundled table".into(), |i| i.package.clone())
 }
 
 /// Looks `region` up in the bundled table.
@@ -95,7 +104,7 @@ pub fn lookup(region: &str) -> Result<RegionIntensity, CarbonError> {
             "the bundled table failed to load (a build defect)".into(),
         ));
     };
-    let package = table_package();
+    let package = &ix.package;
     if let Some((provider, name)) = key.split_once(':') {
         let k = format!(
             "{}:{}",
