@@ -299,3 +299,48 @@ fn pid_energy_and_defaults() {
     assert!((r.meta.confidence_level_pct - 90.0).abs() < 1e-9);
     assert!(serde_json::from_str::<EstimateRequest>(r#"{"energy": 1}"#).is_err());
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_number() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(0.0),
+            -1e3f64..1e3,
+            0.0f64..1e9,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Whatever the numbers, the result is an error or a record with only finite numbers
+        /// and an ordered, non-negative interval.
+        #[test]
+        fn never_nan_in_a_record(
+            e in any_number(), s in any_number(), pue in any_number(), rel in any_number(),
+            c in prop_oneof![Just(95.0), 0.0f64..120.0], mc in any::<bool>(),
+            region in prop_oneof![Just("FR"), Just("gcp:us-east1"), Just("IS"), Just("IND")],
+        ) {
+            let req = EstimateRequest {
+                energy_wh: Some(e),
+                energy_sigma_wh: Some(s),
+                pue: Some(pue),
+                intensity_rel_uncertainty: Some(rel),
+                confidence: Some(c),
+                method: Some(if mc { Method::MonteCarlo } else { Method::AnalyticalTruncated }),
+                samples: Some(500),
+                region: Some(region.into()),
+                ..base()
+            };
+            if let Ok(r) = run(&req) {
+                prop_assert!(r.all_finite(), "{r:?}");
+                prop_assert!(0.0 <= r.meta.ci_lower_g && r.meta.ci_lower_g <= r.meta.ci_upper_g, "{r:?}");
+                prop_assert!(r.carbon_emissions_gco2 >= 0.0);
+            }
+        }
+    }
+}
