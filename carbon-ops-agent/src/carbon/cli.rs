@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::error::CarbonError;
+use super::live::{self, Auto, LiveCache, LiveConfig, Provider};
 use super::record::Record;
 use super::region;
-use super::request::{EstimateRequest, estimate_request};
+use super::request::{EstimateRequest, estimate_request_with_live};
 use super::series::IntensityKind;
 use super::span::GapPolicy;
 use super::time::Timestamp;
@@ -65,6 +66,24 @@ pub struct EstimateArgs {
     /// Monte Carlo seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Live provider for the span's intensity: electricity_maps or gb_carbon_intensity
+    /// (falls back to the bundled table, saying why, when the fetch fails).
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<Provider>,
+    /// Provider zone (Electricity Maps: DE, FR, US-CAL-CISO).
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Provider base URL override (e.g. a local mirror or proxy).
+    #[arg(long)]
+    pub provider_url: Option<String>,
+    /// Electricity Maps API token (from the environment only).
+    #[arg(
+        long = "electricitymaps-token",
+        env = "ELECTRICITYMAPS_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub electricitymaps_token: Option<String>,
     /// Print the record as JSON.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +98,9 @@ fn parse_kind(s: &str) -> Result<IntensityKind, String> {
 fn parse_gap(s: &str) -> Result<GapPolicy, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| format!("`{s}`: use forward_fill, fallback_annual or error"))
+}
+fn parse_provider(s: &str) -> Result<Provider, String> {
+    Provider::parse(s).ok_or_else(|| format!("`{s}`: use electricity_maps or gb_carbon_intensity"))
 }
 fn parse_method(s: &str) -> Result<Method, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
@@ -113,6 +135,8 @@ pub fn request_from_args(a: &EstimateArgs) -> anyhow::Result<EstimateRequest> {
         confidence: a.confidence,
         samples: a.samples,
         seed: a.seed,
+        provider: a.provider,
+        zone: a.zone.clone(),
         ..EstimateRequest::default()
     })
 }
@@ -177,7 +201,24 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<i32> {
         );
     }
     let req = request_from_args(&args)?;
-    let rec = estimate_request(&req, None, now()).context("estimate failed")?;
+    let now = now();
+    let live = args.provider.map(|p| {
+        let mut cfg = LiveConfig::new(p, args.electricitymaps_token.clone());
+        if let Some(u) = &args.provider_url {
+            cfg.base_url.clone_from(u);
+        }
+        let end = req.end_ts.unwrap_or(now);
+        let start = req.start_ts.unwrap_or(end);
+        live::fetch_series(
+            &cfg,
+            &Auto,
+            &LiveCache::default(),
+            req.zone.as_deref(),
+            start,
+            end,
+        )
+    });
+    let rec = estimate_request_with_live(&req, None, now, live).context("estimate failed")?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rec)?)?;
     } else {

@@ -35,6 +35,8 @@ pub enum IntensityInput<'a> {
         ticks: Option<&'a [EnergyTick]>,
         policy: GapPolicy,
         fallback_region: Option<&'a str>,
+        /// `None` for a user file; `Some(dataset)` for a live provider's series.
+        live: Option<&'a str>,
     },
 }
 
@@ -128,6 +130,7 @@ pub fn estimate(inp: &EstimateInput<'_>) -> Result<Record, CarbonError> {
                 ticks,
                 policy,
                 fallback_region,
+                live,
             } => {
                 let fallback = fallback_region.map(region::lookup).transpose()?;
                 let integral = span::integrate(
@@ -146,7 +149,8 @@ pub fn estimate(inp: &EstimateInput<'_>) -> Result<Record, CarbonError> {
                     },
                 )?;
                 let mut dataset = format!(
-                    "user series ({} points, resolution {} s)",
+                    "{} ({} points, resolution {} s)",
+                    live.unwrap_or("user series"),
                     series.points.len(),
                     series.resolution_ms / 1000
                 );
@@ -164,7 +168,11 @@ pub fn estimate(inp: &EstimateInput<'_>) -> Result<Record, CarbonError> {
                         .as_ref()
                         .and_then(|f| f.year)
                         .filter(|_| policy == GapPolicy::FallbackAnnual),
-                    "user_series",
+                    if live.is_some() {
+                        "live"
+                    } else {
+                        "user_series"
+                    },
                     integral.spread,
                     Some(policy.as_str().to_owned()),
                 )
@@ -203,6 +211,7 @@ pub fn estimate(inp: &EstimateInput<'_>) -> Result<Record, CarbonError> {
             gap_policy: gap,
             pue_source: inp.pue.source.clone(),
             pue_sigma,
+            fallback_reason: None,
         },
         meta: Meta {
             method: inp.method.as_str().to_owned(),

@@ -5,11 +5,12 @@
 //! [`region`] (the bundled intensity table and lookup), [`series`] (user time series),
 //! [`span`] (integration over a span with gap policies), [`pue`], [`uncertainty`],
 //! [`estimate`] (the estimator and its [`Record`]), [`request`] (the socket op's request),
-//! [`cli`] (`carbon-ops estimate`). See `docs/carbon.md`.
+//! [`cli`] (`carbon-ops estimate`), [`live`] (optional live providers, the only network I/O). See `docs/carbon.md`.
 
 pub mod cli;
 pub mod error;
 pub mod estimate;
+pub mod live;
 pub mod pue;
 pub mod record;
 pub mod region;
@@ -22,4 +23,4 @@ pub mod uncertainty;
 pub use error::CarbonError;
 pub use estimate::{EstimateInput, IntensityInput, estimate};
 pub use record::Record;
-pub use request::{EstimateRequest, PidEnergy, estimate_request};
+pub use request::{EstimateRequest, PidEnergy, estimate_request, estimate_request_with_live};

@@ -61,6 +61,8 @@ pub struct Provenance {
     /// Where the PUE came from (`datacenter:<type>` or `user`) and its σ.
     pub pue_source: String,
     pub pue_sigma: f64,
+    /// Why a requested live provider was not used (the bundled table was, instead).
+    pub fallback_reason: Option<String>,
 }
 
 /// How the interval was computed.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::CarbonError;
 use super::estimate::{EstimateInput, IntensityInput, confidence_fraction, estimate};
+use super::live::{LiveError, LiveSeries, Provider};
 use super::pue::Pue;
 use super::record::Record;
 use super::series::{IntensityKind, parse_series};
@@ -46,6 +47,10 @@ pub struct EstimateRequest {
     pub confidence: Option<f64>,
     pub samples: Option<u32>,
     pub seed: Option<u64>,
+    /// Live provider to ask for the span's intensity (falls back to the bundled table).
+    pub provider: Option<Provider>,
+    /// The provider's zone (Electricity Maps: `DE`, `US-CAL-CISO`; GB needs none).
+    pub zone: Option<String>,
     /// Whether the agent should append the result to its ledger (the handler's business).
     #[serde(default)]
     pub record: bool,
@@ -61,11 +66,26 @@ pub struct PidEnergy {
 }
 
 /// Turns a request into a record. `pid_energy` is what the agent recorded for `req.pid`;
-/// `now` is used for a missing `end_ts` (and for `start_ts`, which then equals it).
+/// `now` is used for a missing `end_ts` (and for `start_ts`, which then equals it). A
+/// `provider` in the request is not queried here (pure): it falls back to the bundled table,
+/// saying so; use [`estimate_request_with_live`] with a fetched series.
 pub fn estimate_request(
     req: &EstimateRequest,
     pid_energy: Option<&PidEnergy>,
     now: Timestamp,
+) -> Result<Record, CarbonError> {
+    estimate_request_with_live(req, pid_energy, now, None)
+}
+
+/// [`estimate_request`] with the outcome of a live fetch for `req.provider` (see
+/// [`super::live::fetch_series`]): a series is integrated over the span (gaps filled from the
+/// bundled region); an error, or no fetch, falls back to the bundled region of `req.region`
+/// or the provider's zone, with `provenance.fallback_reason` set.
+pub fn estimate_request_with_live(
+    req: &EstimateRequest,
+    pid_energy: Option<&PidEnergy>,
+    now: Timestamp,
+    live: Option<Result<LiveSeries, LiveError>>,
 ) -> Result<Record, CarbonError> {
     let end = req.end_ts.unwrap_or(now);
     let start = req.start_ts.unwrap_or(end);
@@ -101,17 +121,37 @@ pub fn estimate_request(
         .as_deref()
         .map(|t| parse_series(t, req.intensity_kind.unwrap_or_default()))
         .transpose()?;
-    let intensity = match (&series, &req.region) {
-        (Some(s), r) => IntensityInput::Series {
-            series: s,
-            ticks: ticks.filter(|t| !t.is_empty()),
-            policy: req.gap_policy.unwrap_or_default(),
-            fallback_region: r.as_deref(),
-        },
-        (None, Some(r)) => IntensityInput::Region(r),
-        (None, None) => return Err(CarbonError::NoIntensitySource),
+    let provider_region = req
+        .provider
+        .and_then(|p| p.fallback_region(req.zone.as_deref()));
+    let region = req.region.clone().or(provider_region);
+    let (live_series, fallback_reason) = match (req.provider, live) {
+        (None, _) => (None, None),
+        (Some(_), Some(Ok(ls))) => (Some(ls), None),
+        (Some(_), Some(Err(e))) => (None, Some(e.to_string())),
+        (Some(_), None) => (None, Some("live provider not queried".to_owned())),
     };
-    estimate(&EstimateInput {
+    let ticks = ticks.filter(|t| !t.is_empty());
+    let policy = req.gap_policy.unwrap_or_default();
+    let intensity = match (&series, &live_series, &region) {
+        (Some(s), _, r) => IntensityInput::Series {
+            series: s,
+            ticks,
+            policy,
+            fallback_region: r.as_deref(),
+            live: None,
+        },
+        (None, Some(ls), r) => IntensityInput::Series {
+            series: &ls.series,
+            ticks,
+            policy,
+            fallback_region: r.as_deref(),
+            live: Some(&ls.dataset),
+        },
+        (None, None, Some(r)) => IntensityInput::Region(r),
+        (None, None, None) => return Err(CarbonError::NoIntensitySource),
+    };
+    let mut rec = estimate(&EstimateInput {
         start,
         end,
         energy_wh,
@@ -124,5 +164,7 @@ pub fn estimate_request(
         confidence: confidence_fraction(req.confidence.unwrap_or(95.0))?,
         samples: req.samples.unwrap_or(DEFAULT_SAMPLES),
         seed: req.seed.unwrap_or(DEFAULT_SEED),
-    })
+    })?;
+    rec.provenance.fallback_reason = fallback_reason;
+    Ok(rec)
 }

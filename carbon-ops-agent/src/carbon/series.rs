@@ -7,8 +7,11 @@
 //! - **JSON lines** (first character `{` on every line): `{"datetime": "...", "carbonIntensity": n}`
 //!   (Electricity Maps) or `{"timestamp": ..., "intensity_gco2_kwh": n, "kind": "..."}`;
 //!   optional `"kind"` or `"emissionFactorType"` (`lifecycle`/`direct` both mean an average factor).
-//! - **JSON document**: an Electricity Maps history/past response `{"history": [ ... ]}` or
-//!   `{"data": [ ... ]}` whose items are as in JSON lines.
+//! - **JSON document**: an Electricity Maps history/past-range response `{"history": [ ... ]}`
+//!   or `{"data": [ ... ]}` whose items are as in JSON lines, a single Electricity Maps `past`
+//!   object, or a GB Carbon Intensity response `{"data": [{"from": "2018-01-20T12:00Z",
+//!   "intensity": {"forecast": n, "actual": n}}]}` (regional: `{"data": {"data": [...]}}`),
+//!   where `actual` is used when not null, else `forecast`.
 //!
 //! Timestamps are RFC 3339 or unix seconds (see [`Timestamp`]). Each point holds from its
 //! timestamp for one *resolution*: the smallest spacing between consecutive points (one hour
@@ -81,7 +84,10 @@ pub fn parse_series(
             let items = doc
                 .get("history")
                 .or_else(|| doc.get("data"))
-                .and_then(Value::as_array);
+                .and_then(|v| {
+                    v.as_array()
+                        .or_else(|| v.get("data").and_then(Value::as_array))
+                });
             match items {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -138,7 +144,8 @@ fn json_point(
     let ts_v = v
         .get("datetime")
         .or_else(|| v.get("timestamp"))
-        .ok_or_else(|| bad(line, "missing `datetime` or `timestamp`"))?;
+        .or_else(|| v.get("from"))
+        .ok_or_else(|| bad(line, "missing `datetime`, `timestamp` or `from`"))?;
     let ts = match ts_v {
         Value::String(s) => Timestamp::parse(s).map_err(|e| bad(line, e.to_string()))?,
         Value::Number(n) => n
@@ -147,10 +154,26 @@ fn json_point(
             .ok_or_else(|| bad(line, "timestamp out of range"))?,
         _ => return Err(bad(line, "timestamp must be a string or a number")),
     };
-    let g = v
+    let g_v = v
         .get("carbonIntensity")
         .or_else(|| v.get("intensity_gco2_kwh"))
-        .ok_or_else(|| bad(line, "missing `carbonIntensity` or `intensity_gco2_kwh`"))?
+        .or_else(|| v.get("intensity"))
+        .ok_or_else(|| {
+            bad(
+                line,
+                "missing `carbonIntensity`, `intensity_gco2_kwh` or `intensity`",
+            )
+        })?;
+    // GB Carbon Intensity: {"intensity": {"forecast": n, "actual": n|null}}: actual if known.
+    let g_v = match g_v {
+        Value::Object(o) => o
+            .get("actual")
+            .filter(|a| !a.is_null())
+            .or_else(|| o.get("forecast"))
+            .unwrap_or(&Value::Null),
+        other => other,
+    };
+    let g = g_v
         .as_f64()
         .ok_or_else(|| bad(line, "intensity is null or not a number"))?;
     let kind = match v.get("kind").or_else(|| v.get("emissionFactorType")) {

@@ -1,5 +1,5 @@
 //! Timestamps for estimate spans and intensity series: accepted as RFC 3339 (any offset,
-//! optional fractional seconds) or as unix seconds (integer or decimal); kept as integer
+//! optional fractional seconds; seconds may be omitted, as the GB Carbon Intensity API does) or as unix seconds (integer or decimal); kept as integer
 //! milliseconds since the unix epoch (UTC); written back as RFC 3339 UTC (`…Z`).
 
 use std::fmt;
@@ -73,18 +73,26 @@ fn num(s: &str) -> Option<i64> {
 
 fn parse_rfc3339(t: &str) -> Option<Timestamp> {
     let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    if !t.is_ascii()
+        || b.len() < 17
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (h, mi, s) = (num(&t[11..13])?, num(&t[14..16])?, num(&t[17..19])?);
+    let (h, mi) = (num(&t[11..13])?, num(&t[14..16])?);
+    // Seconds may be omitted (`2018-01-20T12:00Z`, the GB Carbon Intensity API's form).
+    let (s, mut rest) = if b.len() >= 19 && b[16] == b':' {
+        (num(&t[17..19])?, &t[19..])
+    } else {
+        (0, &t[16..])
+    };
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    let mut rest = &t[19..];
     let mut ms = 0i64;
     if let Some(frac) = rest.strip_prefix('.') {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
@@ -184,6 +192,10 @@ mod tests {
             "2024-05-01T12:00:00.250Z"
         );
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::parse("2024-05-01T12:00Z").expect("no seconds"),
+            t
+        );
         assert_eq!(
             Timestamp::parse("2000-02-29T00:00:00Z").expect("ok").0,
             951_782_400_000
