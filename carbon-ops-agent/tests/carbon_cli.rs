@@ -94,3 +94,25 @@ fn bad_flags_and_missing_inputs() {
     assert!(request_from_args(&missing).is_err());
     assert_eq!(run(parse(&["--list-regions"])).expect("list"), 0);
 }
+
+#[test]
+fn provider_flag_falls_back_when_unreachable() {
+    let a = parse(&[
+        "--energy-wh",
+        "1000",
+        "--start",
+        "2024-05-01T12:00:00Z",
+        "--end",
+        "2024-05-01T13:00:00Z",
+        "--provider",
+        "gb",
+        "--provider-url",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(
+        a.provider,
+        Some(carbon_ops::carbon::live::Provider::GbCarbonIntensity)
+    );
+    assert_eq!(run(a).expect("falls back to bundled GB"), 0);
+    assert!(Cli::try_parse_from(["estimate", "--provider", "watttime"]).is_err());
+}
