@@ -4,7 +4,7 @@
 //! Pure logic (no I/O) except [`cli`], which reads a series file and prints. Layout:
 //! [`region`] (the bundled intensity table and lookup), [`series`] (user time series),
 //! [`span`] (integration over a span with gap policies), [`pue`], [`uncertainty`],
-//! [`estimate`] (the estimator and its [`Record`]), [`request`] (the socket op's request),
+//! [`mod@estimate`] (the estimator and its [`Record`]), [`request`] (the socket op's request),
 //! [`cli`] (`carbon-ops estimate`), [`live`] (optional live providers, the only network I/O). See `docs/carbon.md`.
 
 pub mod cli;

@@ -1,7 +1,7 @@
 //! The analytical method's interval for a product of independent truncated normals
 //! `G = X · W`, where `X` is the factor with the largest relative variance (kept exact) and
 //! `W` the product of the others, represented by the shifted log-normal with `W`'s exact mean,
-//! variance and skewness (see [`super::shifted_lognormal`]). Then
+//! variance and skewness (see [`shifted_lognormal_params`]). Then
 //!
 //! `F_G(g) = E_W[F_X(g/W)] ≈ Σᵢ ωᵢ F_X(g/wᵢ)`, `wᵢ = τ + exp(m + s·zᵢ)`
 //!

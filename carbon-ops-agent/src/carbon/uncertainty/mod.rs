@@ -1,14 +1,15 @@
 //! Uncertainty propagation for a product of independent non-negative quantities
 //! (energy × PUE × intensity), by two methods that must agree where the inputs are tight:
 //!
-//! - [`Method::AnalyticalTruncated`]: each input is a [`TruncatedNormal`]; the product's mean
+//! - [`Method::AnalyticalTruncated`]: each input is a [`TruncatedNormal`]; the product's mean,
 //!   variance and skewness are exact (`E[(ΠX)ᵏ] = ΠE[Xᵏ]` by independence), and the interval
-//!   comes from the shifted (three-parameter) log-normal with the same three moments; bounds
-//!   below zero are clamped to zero, which only happens at large σ.
+//!   comes from [`interval::product_interval`]: the widest factor kept exact, the others
+//!   represented by a shifted log-normal with their three moments, the mixture's quantiles
+//!   solved by Halley's method. Bounds are never negative.
 //! - [`Method::MonteCarlo`]: `samples` draws of every input from a seeded [`Rng`], the interval
 //!   from the percentiles of the sampled products (not of a bootstrap of their mean).
 //!
-//! Pure: no I/O, no clock, no global state.
+//! Pure: no I/O, no clock; the only global state is the Gauss–Hermite rule, computed once.
 
 pub mod interval;
 pub mod monte_carlo;
@@ -152,7 +153,9 @@ pub fn check_confidence(level: f64) -> Result<f64, UncertaintyError> {
     }
 }
 
-/// Equal-tailed interval of the three-parameter (shifted) log-normal `τ + exp(N(m, s²))` with
+/// Equal-tailed interval of a three-moment fit of the whole product (kept for comparison and
+/// as the starting point's rationale; the analytical method uses
+/// [`interval::product_interval`]): the three-parameter (shifted) log-normal `τ + exp(N(m, s²))` with
 /// the same mean, variance and skewness γ as `m`:
 /// `w = e^{s²} = β + 1/β − 1` with `β³ = (2 + γ² + γ√(γ² + 4))/2`, `e^m = √(v/(w(w − 1)))`,
 /// `τ = mean − e^m√w`; bounds `τ + e^{m ± z s}`, `z = Φ⁻¹((1 + c)/2)`, computed as
@@ -169,22 +172,17 @@ pub fn shifted_lognormal_interval(
         let x = m.mean.max(0.0);
         return Ok((x, x));
     }
-    let sd = m.variance.sqrt();
-    let g = m.skewness();
-    if g.is_nan() || g <= 1e-12 {
-        return Ok(((m.mean - z * sd).max(0.0), m.mean + z * sd));
+    match interval::shifted_lognormal_params(m) {
+        Some((scale, s, s2)) => {
+            let lo = m.mean + scale * (-z * s - 0.5 * s2).exp_m1();
+            let hi = m.mean + scale * (z * s - 0.5 * s2).exp_m1();
+            Ok((lo.max(0.0), hi.max(0.0)))
+        }
+        None => {
+            let sd = m.variance.sqrt();
+            Ok(((m.mean - z * sd).max(0.0), m.mean + z * sd))
+        }
     }
-    let t = 0.5 * (g * g + g * (g * g + 4.0).sqrt());
-    let beta_m1 = (t.ln_1p() / 3.0).exp_m1(); // β − 1, precise for small γ
-    let beta = 1.0 + beta_m1;
-    let w_m1 = beta_m1 * beta_m1 / beta; // w − 1 = β + 1/β − 2
-    let s2 = w_m1.ln_1p();
-    let s = s2.sqrt();
-    // e^m·√w = sd/√(w − 1): the scale of the log-normal part.
-    let scale = sd / w_m1.sqrt();
-    let lo = m.mean + scale * (-z * s - 0.5 * s2).exp_m1();
-    let hi = m.mean + scale * (z * s - 0.5 * s2).exp_m1();
-    Ok((lo.max(0.0), hi.max(0.0)))
 }
 
 /// The analytical method: exact product moments plus the log-normal interval.

@@ -168,7 +168,7 @@ impl TruncatedNormal {
         (f, d, -z / self.sigma * d)
     }
 
-    /// E[X²] = Var + mean².
+    /// `E[X²] = Var + mean²`.
     pub fn second_moment(&self) -> f64 {
         let m = self.mean();
         self.variance() + m * m
