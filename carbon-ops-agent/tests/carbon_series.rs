@@ -65,6 +65,18 @@ fn fallback_annual_and_error_policies() {
 }
 
 #[test]
+fn empty_span_with_a_series_is_an_error() {
+    let t = Timestamp::parse("2024-01-01T01:00:00Z").expect("ts");
+    let rq = EstimateRequest {
+        start_ts: Some(t),
+        end_ts: Some(t),
+        ..req(GapPolicy::ForwardFill)
+    };
+    let e = estimate_request(&rq, None, Timestamp(0));
+    assert!(matches!(e, Err(CarbonError::EmptySpan { .. })), "{e:?}");
+}
+
+#[test]
 fn per_tick_energy_shapes_the_buckets() {
     // Ticks: [00:30,01:30) 2000 Wh, [01:30,03:30) 1000 Wh.
     // [00:30,01:00) 1000 Wh × 100 = 100 g; [01:00,02:00) 1000 + 250 Wh × 200 = 250 g;

@@ -22,6 +22,9 @@ pub enum CarbonError {
     /// Span ends before it starts.
     #[error("end {end} is before start {start}; swap them or fix the clock source")]
     EndBeforeStart { start: String, end: String },
+    /// A series integration over an empty span.
+    #[error("span {start} .. {end} is empty; integrating a series needs end after start")]
+    EmptySpan { start: String, end: String },
     /// A timestamp that is neither RFC 3339 nor unix seconds.
     #[error(
         "cannot read timestamp `{value}`: use RFC 3339 (2024-05-01T12:00:00Z, 2024-05-01T14:00:00+02:00) or unix seconds (1714564800)"

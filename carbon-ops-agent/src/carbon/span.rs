@@ -85,8 +85,14 @@ pub fn integrate(
     p: &SpanParams<'_>,
 ) -> Result<SpanIntegral, CarbonError> {
     let (s, e) = (p.start.0, p.end.0);
-    if e <= s {
+    if e < s {
         return Err(CarbonError::EndBeforeStart {
+            start: p.start.to_string(),
+            end: p.end.to_string(),
+        });
+    }
+    if e == s {
+        return Err(CarbonError::EmptySpan {
             start: p.start.to_string(),
             end: p.end.to_string(),
         });
