@@ -38,6 +38,15 @@ fn benches(c: &mut Criterion) {
     c.bench_function("propagate_analytical_only", |b| {
         b.iter(|| analytical(black_box(&f), 0.95))
     });
+    // Every input at σ/μ = 0.3, the PUE cut hard at 1: the widest case the issue covers.
+    let wide = [
+        TruncatedNormal::new(1.5, 0.45, 0.0).expect("ok"),
+        TruncatedNormal::new(380.0, 114.0, 0.0).expect("ok"),
+        TruncatedNormal::new(1.4, 0.42, 1.0).expect("ok"),
+    ];
+    c.bench_function("propagate_analytical_wide_0_3", |b| {
+        b.iter(|| analytical(black_box(&wide), 0.95))
+    });
     c.bench_function("propagate_monte_carlo_10k_only", |b| {
         b.iter(|| monte_carlo(black_box(&f), 0.95, 10_000, 1))
     });
