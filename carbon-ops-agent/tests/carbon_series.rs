@@ -156,3 +156,47 @@ fn malformed_series_are_errors_with_line_numbers() {
         Err(CarbonError::EmptySeries)
     ));
 }
+
+mod props {
+    use carbon_ops::carbon::series::{IntensityKind, IntensitySeries, SeriesPoint};
+    use carbon_ops::carbon::span::{GapPolicy, SpanParams, integrate};
+    use carbon_ops::carbon::time::Timestamp;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Integration conserves energy: the result lies between the smallest and largest
+        /// value times the energy, a constant series gives exactly that constant, and coverage
+        /// stays in [0, 1].
+        #[test]
+        fn bounded_by_extremes(
+            values in prop::collection::vec(0.0f64..1000.0, 1..12),
+            gaps in prop::collection::vec(1i64..4, 12),
+            start_off in -7_200_000i64..7_200_000, len in 1i64..50_000_000,
+            energy in 0.0f64..1e4, constant in any::<bool>(),
+        ) {
+            let mut t = 0i64;
+            let points: Vec<SeriesPoint> = values.iter().enumerate().map(|(i, &v)| {
+                let p = SeriesPoint { ts: Timestamp(t), g_per_kwh: if constant { 250.0 } else { v } };
+                t += gaps[i] * 3_600_000;
+                p
+            }).collect();
+            let series = IntensitySeries { points, kind: IntensityKind::Average, resolution_ms: 3_600_000 };
+            let p = SpanParams {
+                start: Timestamp(start_off), end: Timestamp(start_off + len), energy_wh: energy,
+                ticks: None, policy: GapPolicy::ForwardFill, annual_g_per_kwh: None,
+                series_rel: 0.1, annual_rel: 0.3,
+            };
+            let r = integrate(&series, &p).expect("forward fill never fails");
+            let lo = series.points.iter().map(|p| p.g_per_kwh).fold(f64::INFINITY, f64::min);
+            let hi = series.points.iter().map(|p| p.g_per_kwh).fold(0.0, f64::max);
+            let kwh = energy / 1000.0;
+            prop_assert!(r.grams_it >= kwh * lo * (1.0 - 1e-12) - 1e-9);
+            prop_assert!(r.grams_it <= kwh * hi * (1.0 + 1e-12) + 1e-9);
+            prop_assert!((0.0..=1.0).contains(&r.coverage));
+            if constant {
+                prop_assert!((r.intensity - 250.0).abs() < 1e-9);
+                prop_assert!((r.grams_it - kwh * 250.0).abs() < 1e-9 * (1.0 + kwh * 250.0));
+            }
+        }
+    }
+}
