@@ -7,10 +7,17 @@
 //! into emissions with uncertainty, and the ledger ([`ledger`]) keeps a tamper-evident record.
 //! Pure logic has no I/O; I/O edges take their root paths as arguments.
 
+pub mod agent;
 pub mod attribution;
 pub mod carbon;
+pub mod cli;
+pub mod client;
+pub mod daemon;
 pub mod ebpf;
 pub mod energy;
 pub mod ledger;
+pub mod ledger_adapter;
+pub mod protocol;
+pub mod server;
 pub mod tasks;
 pub mod units;

@@ -30,7 +30,10 @@ fn largest_remainder_by_hand() {
     // 7 by 2:1 → 4.67, 2.33 → 5, 2.
     assert_eq!(split::largest_remainder(7, &[2, 1]), vec![5, 2]);
     assert_eq!(split::largest_remainder(7, &[0, 0]), vec![0, 0]);
-    assert_eq!(split::largest_remainder(u64::MAX, &[u64::MAX, u64::MAX]), vec![u64::MAX / 2 + 1, u64::MAX / 2]);
+    assert_eq!(
+        split::largest_remainder(u64::MAX, &[u64::MAX, u64::MAX]),
+        vec![u64::MAX / 2 + 1, u64::MAX / 2]
+    );
 }
 
 #[test]
@@ -48,13 +51,25 @@ fn one_package_two_processes_and_idle_by_hand() {
         policy: IdlePolicy::IdleBucket,
     };
     let out = attribute(&input);
-    assert_eq!(out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(), vec![500_000, 250_000]);
-    assert_eq!((out.attributed_uj, out.idle_uj, out.unattributed_uj), (750_000, 250_000, 0));
+    assert_eq!(
+        out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![500_000, 250_000]
+    );
+    assert_eq!(
+        (out.attributed_uj, out.idle_uj, out.unattributed_uj),
+        (750_000, 250_000, 0)
+    );
     assert_eq!(out.busy_ns, 150_000_000);
     assert!(out.conserves());
     // Spread: idle's quarter goes to A and B 2:1.
-    let out = attribute(&TickInput { policy: IdlePolicy::Spread, ..input });
-    assert_eq!(out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(), vec![666_667, 333_333]);
+    let out = attribute(&TickInput {
+        policy: IdlePolicy::Spread,
+        ..input
+    });
+    assert_eq!(
+        out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![666_667, 333_333]
+    );
     assert_eq!((out.idle_uj, out.unattributed_uj), (0, 0));
     assert!(out.conserves());
 }
@@ -72,7 +87,10 @@ fn two_packages_use_their_own_cpus() {
         lost_ns: 0,
         policy: IdlePolicy::IdleBucket,
     });
-    assert_eq!(out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(), vec![300, 900]);
+    assert_eq!(
+        out.per_task_uj.iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![300, 900]
+    );
     assert_eq!(out.idle_uj, 300);
     assert!(out.conserves());
 }
@@ -81,7 +99,11 @@ fn two_packages_use_their_own_cpus() {
 fn energy_without_basis_is_unattributed() {
     let tasks = [task(1, &[10])];
     // Recovered after a gap; host has 50 µJ beyond the packages (e.g. psys-only remainder).
-    let packages = [PackageEnergy { cpus: vec![0], energy_uj: 400, no_basis: true }];
+    let packages = [PackageEnergy {
+        cpus: vec![0],
+        energy_uj: 400,
+        no_basis: true,
+    }];
     let out = attribute(&TickInput {
         packages: &packages,
         host_uj: 450,
@@ -90,7 +112,10 @@ fn energy_without_basis_is_unattributed() {
         lost_ns: 0,
         policy: IdlePolicy::IdleBucket,
     });
-    assert_eq!((out.total_uj, out.attributed_uj, out.unattributed_uj), (450, 0, 450));
+    assert_eq!(
+        (out.total_uj, out.attributed_uj, out.unattributed_uj),
+        (450, 0, 450)
+    );
     // A package with no time at all (e.g. procfs saw nothing): unattributed.
     let packages = [pkg(&[0], 400)];
     let out = attribute(&TickInput {
@@ -117,7 +142,10 @@ fn lost_time_takes_its_share_as_unattributed() {
         lost_ns: 40,
         policy: IdlePolicy::IdleBucket,
     });
-    assert_eq!((out.attributed_uj, out.idle_uj, out.unattributed_uj), (300, 300, 400));
+    assert_eq!(
+        (out.attributed_uj, out.idle_uj, out.unattributed_uj),
+        (300, 300, 400)
+    );
 }
 
 fn arb_tick() -> impl Strategy<Value = (Vec<Vec<u64>>, Vec<u64>, Vec<u64>, u64, bool)> {

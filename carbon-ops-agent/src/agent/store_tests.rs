@@ -1,0 +1,126 @@
+//! Tests for the state store.
+use super::*;
+use crate::tasks::delta::TaskDelta;
+
+const CLOCKS: Clocks = Clocks {
+    unix_now: 1_000_000.0,
+    mono_now_ns: 50_000_000_000,
+    boot_now_ns: 60_000_000_000,
+};
+
+fn id(pid: u32, start: u64) -> ProcessId {
+    ProcessId {
+        pid,
+        start_boottime_ns: start,
+    }
+}
+
+fn tick(
+    at: u64,
+    tasks: &[(ProcessId, u64, u64)],
+    exited: Vec<ExitInfo>,
+) -> (TickDelta, TickAttribution) {
+    let d = TickDelta {
+        from_ns: at - 100_000_000,
+        to_ns: at,
+        tasks: tasks
+            .iter()
+            .map(|&(id, ns, _)| TaskDelta {
+                id,
+                per_cpu_ns: vec![ns],
+                cgroup_id: 9,
+            })
+            .collect(),
+        idle_ns: vec![0],
+        exited,
+        lost_ns: 0,
+        regressions: 0,
+    };
+    let attributed: u64 = tasks.iter().map(|t| t.2).sum();
+    let a = TickAttribution {
+        total_uj: attributed + 10,
+        attributed_uj: attributed,
+        idle_uj: 10,
+        unattributed_uj: 0,
+        per_task_uj: tasks.iter().map(|t| (t.0, t.2)).collect(),
+        busy_ns: tasks.iter().map(|t| t.1).sum(),
+    };
+    (d, a)
+}
+
+fn meta(_: ProcessId) -> ProcMeta {
+    ProcMeta {
+        comm: "live".into(),
+        uid: 1000,
+    }
+}
+
+#[test]
+fn accumulates_and_converts_clocks() {
+    let mut s = Store::new(600.0);
+    let a = id(10, 59_000_000_000);
+    for at in [49_800_000_000u64, 49_900_000_000] {
+        let (d, t) = tick(at, &[(a, 30_000_000, 300)], vec![]);
+        s.apply(&CLOCKS, &d, &t, &mut meta);
+    }
+    let r = s.by_pid(10).expect("record");
+    assert_eq!(
+        (r.cpu_time_ns, r.energy_uj, r.uid, r.comm.as_str()),
+        (60_000_000, 600, 1000, "live")
+    );
+    assert_eq!(r.cgroup_id, 9);
+    // Started 1 s before boot-clock "now"; last tick 0.1 s before monotonic "now".
+    assert!((r.started_unix - 999_999.0).abs() < 1e-6);
+    assert!((s.at_unix - 999_999.9).abs() < 1e-6);
+    assert_eq!(s.energy.total_uj, 620);
+    assert_eq!(s.host_busy_ns, 60_000_000);
+    assert_eq!(r.allocation_ratio(s.host_busy_ns), 1.0);
+}
+
+#[test]
+fn recent_energy_covers_the_last_ring_of_ticks() {
+    let mut s = Store::new(600.0);
+    let a = id(10, 1);
+    let b = id(11, 1);
+    for i in 0..15u64 {
+        let uj = if i < 12 { 100 } else { 0 };
+        let (d, t) = tick(
+            40_000_000_000 + i * 100_000_000,
+            &[(a, 1, uj), (b, 1, 1)],
+            vec![],
+        );
+        s.apply(&CLOCKS, &d, &t, &mut meta);
+    }
+    // Ticks 6..=15 are the window; a had 100 µJ in ticks 6..=12 (7 ticks).
+    assert_eq!(s.by_pid(10).expect("a").recent_uj(s.tick), 700);
+    assert_eq!(s.by_pid(11).expect("b").recent_uj(s.tick), 10);
+}
+
+#[test]
+fn exits_are_kept_for_the_retention_window_and_pid_reuse_is_separate() {
+    let mut s = Store::new(1.0);
+    let old = id(10, 1);
+    let exit = ExitInfo {
+        id: old,
+        exit_monotonic_ns: 49_000_000_000,
+        uid: 0,
+        comm: "short".into(),
+        cgroup_id: 3,
+    };
+    let (d, t) = tick(49_000_000_000, &[(old, 5, 50)], vec![exit]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    let r = s.by_pid(10).expect("exited record");
+    assert_eq!((r.comm.as_str(), r.uid), ("short", 0));
+    assert!((r.exited_unix.expect("exited") - 999_999.0).abs() < 1e-6);
+    // Same PID, newer start: a different record, and the newest answers for the PID.
+    let new = id(10, 2);
+    let (d, t) = tick(49_100_000_000, &[(new, 7, 70)], vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    assert_eq!(s.procs.len(), 2);
+    assert_eq!(s.by_pid(10).expect("newest").energy_uj, 70);
+    // 1.5 s later the exited one is past retention.
+    let (d, t) = tick(50_500_000_000, &[], vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    assert_eq!(s.procs.len(), 1);
+    assert!(s.procs.contains_key(&new));
+}
