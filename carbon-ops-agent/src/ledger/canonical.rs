@@ -1,0 +1,267 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS) for `serde_json::Value`.
+//!
+//! The ledger hashes exactly these bytes, so this file is the heart of the format: objects have
+//! their members sorted by the UTF-16 code units of their names, no whitespace is emitted,
+//! strings use the minimal escapes of RFC 8785 §3.2.2.2, and numbers are printed the way
+//! ECMAScript's `Number.prototype.toString` prints an IEEE-754 double (RFC 8785 §3.2.2.3).
+//! Pure: no I/O, no allocation beyond the output buffer and one key list per object.
+
+use serde_json::{Map, Number, Value};
+use std::cmp::Ordering;
+
+/// Largest integer magnitude that every JSON reader holds exactly (2^53).
+pub const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
+/// Deepest nesting of arrays/objects accepted (the same limit `serde_json` parses), so that
+/// everything written can be read back.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a value has no canonical form.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CanonicalError {
+    /// An integer beyond ±2^53 would be silently rounded by JCS readers.
+    #[error(
+        "integer {value} is outside ±2^53 and would be rounded by any JCS reader; store it as a string"
+    )]
+    InexactInteger { value: String },
+    /// NaN or an infinity: JSON cannot carry them and JCS forbids them.
+    #[error("number {value} is not finite; NaN and infinities cannot be recorded")]
+    NotFinite { value: f64 },
+    /// Nesting deeper than [`MAX_DEPTH`].
+    #[error("value nests deeper than {max} arrays/objects; flatten it")]
+    TooDeep { max: usize },
+}
+
+/// Returns the JCS serialisation of `value`.
+pub fn to_canonical_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out)?;
+    Ok(out)
+}
+
+/// Returns the JCS serialisation of `value` as a `String`.
+pub fn to_canonical_string(value: &Value) -> Result<String, CanonicalError> {
+    let bytes = to_canonical_vec(value)?;
+    // The writer only emits UTF-8 (input strings are UTF-8, everything else ASCII).
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Appends the JCS serialisation of `value` to `out` (on error `out` holds a partial value).
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    write_value(value, out, 0)
+}
+
+/// Appends the canonical form of an object given as a map (used for entries).
+pub fn write_canonical_object(
+    map: &Map<String, Value>,
+    out: &mut Vec<u8>,
+) -> Result<(), CanonicalError> {
+    write_object(map, out, 0)
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out)?,
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            if depth >= MAX_DEPTH {
+                return Err(CanonicalError::TooDeep { max: MAX_DEPTH });
+            }
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out, depth + 1)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(map, out, depth)?,
+    }
+    Ok(())
+}
+
+fn write_object(
+    map: &Map<String, Value>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), CanonicalError> {
+    if depth >= MAX_DEPTH {
+        return Err(CanonicalError::TooDeep { max: MAX_DEPTH });
+    }
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    out.push(b'{');
+    for (i, (key, item)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write_value(item, out, depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Orders strings by their UTF-16 code units (RFC 8785 §3.2.3).
+pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.as_bytes().cmp(b.as_bytes());
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Writes a string with the escapes of RFC 8785 §3.2.2.2.
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    if let Some(u) = n.as_u64() {
+        if u > MAX_EXACT_INTEGER {
+            return Err(CanonicalError::InexactInteger {
+                value: u.to_string(),
+            });
+        }
+        out.extend_from_slice(u.to_string().as_bytes());
+        return Ok(());
+    }
+    if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() > MAX_EXACT_INTEGER {
+            return Err(CanonicalError::InexactInteger {
+                value: i.to_string(),
+            });
+        }
+        out.extend_from_slice(i.to_string().as_bytes());
+        return Ok(());
+    }
+    match n.as_f64() {
+        Some(f) => write_f64(f, out),
+        None => Err(CanonicalError::InexactInteger {
+            value: n.to_string(),
+        }),
+    }
+}
+
+/// Formats a double exactly as ECMAScript `Number.prototype.toString` (ECMA-262 §6.1.6.1.20),
+/// which RFC 8785 §3.2.2.3 prescribes. Refuses NaN and infinities.
+pub fn format_f64(value: f64) -> Result<String, CanonicalError> {
+    let mut out = Vec::with_capacity(24);
+    write_f64(value, &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn write_f64(value: f64, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    if !value.is_finite() {
+        return Err(CanonicalError::NotFinite { value });
+    }
+    if value == 0.0 {
+        // Both +0 and -0 print as "0".
+        out.push(b'0');
+        return Ok(());
+    }
+    if value < 0.0 {
+        out.push(b'-');
+    }
+    // Rust's `{:e}` prints the shortest digit string that round-trips (choosing the closest
+    // when several are that short), as `d[.ddd]e[-]x`: exactly ECMAScript's s, k and n.
+    let sci = format!("{:e}", value.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let n = exp + 1;
+    if k <= n && n <= 21 {
+        out.extend_from_slice(&digits);
+        out.extend(std::iter::repeat_n(
+            b'0',
+            usize::try_from(n - k).unwrap_or(0),
+        ));
+    } else if 0 < n && n <= 21 {
+        let split = usize::try_from(n).unwrap_or(0);
+        out.extend_from_slice(&digits[..split]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[split..]);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', usize::try_from(-n).unwrap_or(0)));
+        out.extend_from_slice(&digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if n - 1 < 0 { b'-' } else { b'+' });
+        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
+    }
+    Ok(())
+}
+
+/// Converts an `f64` into a JSON number, refusing NaN and infinities with a clear error
+/// (`serde_json` would silently turn them into `null`).
+pub fn number_from_f64(value: f64) -> Result<Value, CanonicalError> {
+    Number::from_f64(value)
+        .map(Value::Number)
+        .ok_or(CanonicalError::NotFinite { value })
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn es_number_edges() {
+        assert_eq!(format_f64(1e21).unwrap(), "1e+21");
+        assert_eq!(format_f64(1e20).unwrap(), "100000000000000000000");
+        assert_eq!(format_f64(1e-6).unwrap(), "0.000001");
+        assert_eq!(format_f64(1e-7).unwrap(), "1e-7");
+        assert_eq!(format_f64(-1.5e-7).unwrap(), "-1.5e-7");
+        assert_eq!(format_f64(123.456).unwrap(), "123.456");
+        assert_eq!(format_f64(-0.0).unwrap(), "0");
+        assert!(format_f64(f64::NAN).is_err());
+        assert!(format_f64(f64::NEG_INFINITY).is_err());
+    }
+
+    #[test]
+    fn escapes_controls_lowercase() {
+        let v = Value::String("\u{1}\u{1f}\u{7f}/\u{2028}".into());
+        assert_eq!(
+            to_canonical_string(&v).unwrap(),
+            "\"\\u0001\\u001f\u{7f}/\u{2028}\""
+        );
+    }
+}
