@@ -12,14 +12,14 @@ use std::cmp::Ordering;
 /// Largest integer magnitude that every JSON reader holds exactly (2^53).
 pub const MAX_EXACT_INTEGER: u64 = 1 << 53;
 
-/// Deepest nesting of arrays/objects accepted (the same limit `serde_json` parses), so that
-/// everything written can be read back.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of arrays/objects accepted: the deepest `serde_json` parses back (its
+/// recursion limit is 128 levels, exclusive), so everything written can be read again.
+pub const MAX_DEPTH: usize = 127;
 
 /// Why a value has no canonical form.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CanonicalError {
-    /// An integer beyond ±2^53 would be silently rounded by JCS readers.
+    /// An integer beyond ±2^53 would be silently rounded by JCS (refused at append time).
     #[error(
         "integer {value} is outside ±2^53 and would be rounded by any JCS reader; store it as a string"
     )]
@@ -148,23 +148,18 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 }
 
 fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    // JCS treats every number as an IEEE-754 double: integers within ±2^53 print as themselves,
+    // larger ones as the double they round to (refused earlier by `check_recordable`).
     if let Some(u) = n.as_u64() {
-        if u > MAX_EXACT_INTEGER {
-            return Err(CanonicalError::InexactInteger {
-                value: u.to_string(),
-            });
+        if u <= MAX_EXACT_INTEGER {
+            out.extend_from_slice(u.to_string().as_bytes());
+            return Ok(());
         }
-        out.extend_from_slice(u.to_string().as_bytes());
-        return Ok(());
-    }
-    if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() > MAX_EXACT_INTEGER {
-            return Err(CanonicalError::InexactInteger {
-                value: i.to_string(),
-            });
+    } else if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() <= MAX_EXACT_INTEGER {
+            out.extend_from_slice(i.to_string().as_bytes());
+            return Ok(());
         }
-        out.extend_from_slice(i.to_string().as_bytes());
-        return Ok(());
     }
     match n.as_f64() {
         Some(f) => write_f64(f, out),
@@ -172,6 +167,41 @@ fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
             value: n.to_string(),
         }),
     }
+}
+
+/// Checks that a value can be recorded without JCS changing it: integers within ±2^53 and
+/// nesting within `max_depth` (floats in a `Value` are always finite).
+pub fn check_recordable(value: &Value, max_depth: usize) -> Result<(), CanonicalError> {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Number(n) => {
+                let exact = n
+                    .as_u64()
+                    .map(|u| u <= MAX_EXACT_INTEGER)
+                    .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_EXACT_INTEGER));
+                if exact == Some(false) {
+                    return Err(CanonicalError::InexactInteger {
+                        value: n.to_string(),
+                    });
+                }
+            }
+            Value::Array(items) => {
+                if depth >= max_depth {
+                    return Err(CanonicalError::TooDeep { max: max_depth });
+                }
+                stack.extend(items.iter().map(|i| (i, depth + 1)));
+            }
+            Value::Object(map) => {
+                if depth >= max_depth {
+                    return Err(CanonicalError::TooDeep { max: max_depth });
+                }
+                stack.extend(map.values().map(|i| (i, depth + 1)));
+            }
+            Value::Null | Value::Bool(_) | Value::String(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Formats a double exactly as ECMAScript `Number.prototype.toString` (ECMA-262 §6.1.6.1.20),
@@ -196,7 +226,20 @@ fn write_f64(value: f64, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     }
     // Rust's `{:e}` prints the shortest digit string that round-trips (choosing the closest
     // when several are that short), as `d[.ddd]e[-]x`: exactly ECMAScript's s, k and n.
-    let sci = format!("{:e}", value.abs());
+    let shortest = format!("{:e}", value.abs());
+    // When two shortest digit strings are equally close, ECMAScript takes the even one; the
+    // exactly rounded (ties-to-even) form with the same digit count is that choice whenever
+    // it round-trips, and is otherwise never closer than the shortest one.
+    let k_digits = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    let exact = format!("{:.*e}", k_digits.saturating_sub(1), value.abs());
+    let sci = if exact.parse::<f64>() == Ok(value.abs()) {
+        exact
+    } else {
+        shortest
+    };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
     let exp: i32 = exp.parse().unwrap_or(0);

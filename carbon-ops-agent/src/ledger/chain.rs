@@ -106,7 +106,8 @@ pub fn check_kind(kind: &str) -> Result<(), EntryError> {
 pub fn check_payload(payload: &Value) -> Result<(), EntryError> {
     let found = match payload {
         Value::Object(_) => {
-            canonical::to_canonical_vec(payload)?;
+            // The payload sits one level inside the entry object.
+            canonical::check_recordable(payload, canonical::MAX_DEPTH - 1)?;
             return Ok(());
         }
         Value::Null => "null",
