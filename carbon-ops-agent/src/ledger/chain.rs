@@ -38,7 +38,7 @@ pub enum EntryError {
     BadKind { kind: String },
     #[error("kind \"genesis\" is reserved for the first entry of a segment")]
     ReservedKind,
-    #[error("payload cannot be recorded")]
+    #[error("payload cannot be recorded: {0}")]
     Canonical(#[from] CanonicalError),
 }
 
