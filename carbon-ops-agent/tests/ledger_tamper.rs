@@ -289,10 +289,6 @@ fn every_break_is_reported_not_only_the_first() {
             .all(|b| matches!(b.problem, Problem::BadHash { .. }))
     );
     assert_eq!(report.first_bad_seq(), Some(1));
-    let _ = Head {
-        seq: 0,
-        hash: String::new(),
-    };
 }
 
 #[test]
