@@ -156,10 +156,11 @@ fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
             return Ok(());
         }
     } else if let Some(i) = n.as_i64()
-        && i.unsigned_abs() <= MAX_EXACT_INTEGER {
-            out.extend_from_slice(i.to_string().as_bytes());
-            return Ok(());
-        }
+        && i.unsigned_abs() <= MAX_EXACT_INTEGER
+    {
+        out.extend_from_slice(i.to_string().as_bytes());
+        return Ok(());
+    }
     match n.as_f64() {
         Some(f) => write_f64(f, out),
         None => Err(CanonicalError::InexactInteger {

@@ -8,6 +8,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod cli;
 pub mod files;
 pub mod head;
 pub mod problem;

@@ -77,11 +77,13 @@ pub fn list_segments(base: &Path) -> io::Result<Vec<u32>> {
         let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
             continue;
         };
-        if rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_digit())
+        if rest.len() == 6
+            && rest.bytes().all(|b| b.is_ascii_digit())
             && let Ok(index) = rest.parse::<u32>()
-                && index > 0 {
-                    found.push(index);
-                }
+            && index > 0
+        {
+            found.push(index);
+        }
     }
     found.sort_unstable();
     Ok(found)

@@ -133,10 +133,9 @@ impl Store {
         let created = indices.is_empty();
         let active = indices.last().copied().unwrap_or(0);
         let active_path = segment_path(base, active);
-        if !created
-            && let Some(q) = quarantine_torn_tail(&active_path)? {
-                quarantined.push(q);
-            }
+        if !created && let Some(q) = quarantine_torn_tail(&active_path)? {
+            quarantined.push(q);
+        }
         let active_empty = std::fs::metadata(&active_path).map_or(true, |m| m.len() == 0);
         // Everything before the (possibly empty, to-be-started) active segment must verify.
         let report = verify_ledger(
