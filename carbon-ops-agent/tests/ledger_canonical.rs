@@ -4,6 +4,7 @@
 use carbon_ops::ledger::canonical::{
     CanonicalError, MAX_DEPTH, check_recordable, format_f64, number_from_f64, to_canonical_string,
 };
+use carbon_ops::ledger::fastpath::is_canonical;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -249,5 +250,99 @@ proptest! {
         prop_assert_eq!(back, f);
         let via_json: Value = serde_json::from_str(&text).expect("valid JSON number");
         prop_assert_eq!(via_json.as_f64(), Some(f));
+    }
+}
+
+/// The fast path's verdict must never be "canonical" for bytes that are not exactly JCS.
+fn fast_path_is_sound(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if is_canonical(bytes) {
+        let parsed: Value = serde_json::from_slice(bytes)
+            .map_err(|e| TestCaseError::fail(format!("accepted invalid JSON: {e}")))?;
+        let canonical = carbon_ops::ledger::canonical::to_canonical_vec(&parsed)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(canonical, bytes.to_vec());
+    }
+    Ok(())
+}
+
+fn arb_plain_keys_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| number_from_f64(f).unwrap_or(Value::Null)),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z0-9_é€😀\u{fb33}]{0,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn fast_path_accepts_canonical_text(v in arb_plain_keys_json()) {
+        let canonical = carbon_ops::ledger::canonical::to_canonical_vec(&v).expect("canonicalises");
+        prop_assert!(is_canonical(&canonical), "{}", String::from_utf8_lossy(&canonical));
+    }
+
+    #[test]
+    fn fast_path_never_accepts_non_canonical_text(v in arb_json(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let canonical = carbon_ops::ledger::canonical::to_canonical_vec(&v).expect("canonicalises");
+        fast_path_is_sound(&canonical)?;
+        fast_path_is_sound(serde_json::to_string(&v).expect("serialises").as_bytes())?;
+        fast_path_is_sound(serde_json::to_string_pretty(&v).expect("serialises").as_bytes())?;
+        if !canonical.is_empty() {
+            let mut mutated = canonical.clone();
+            mutated[pos.index(canonical.len())] = byte;
+            fast_path_is_sound(&mutated)?;
+        }
+    }
+
+    #[test]
+    fn fast_path_numbers_are_sound(text in "-?(0|[1-9][0-9]{0,22})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?") {
+        fast_path_is_sound(text.as_bytes())?;
+        fast_path_is_sound(format!("[{text}]").as_bytes())?;
+    }
+}
+
+#[test]
+fn fast_path_rejects_known_non_canonical_forms() {
+    for text in [
+        "1.0",
+        "1E3",
+        "1e3",
+        "-0",
+        "0.10",
+        "1e21",
+        "100000000000000000000000",
+        "\"\\u0041\"",
+        "\"\\/\"",
+        "\"\\u001F\"",
+        "\"\\u000a\"",
+        "{\"b\":1,\"a\":2}",
+        "{\"a\":1,\"a\":1}",
+        "[1, 2]",
+        " 1",
+        "9007199254740993",
+    ] {
+        assert!(!is_canonical(text.as_bytes()), "{text}");
+    }
+    for text in [
+        "1",
+        "-1.5",
+        "1e+21",
+        "0.000001",
+        "1e-7",
+        "\"\\u001f\\n\"",
+        "{\"a\":1,\"b\":[true,null]}",
+        "9007199254740992",
+    ] {
+        assert!(is_canonical(text.as_bytes()), "{text}");
     }
 }

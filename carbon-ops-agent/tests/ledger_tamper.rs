@@ -5,6 +5,7 @@
 use carbon_ops::ledger::chain::seal;
 use carbon_ops::ledger::segments::head_path;
 use carbon_ops::ledger::verify::HeadExpectation;
+use carbon_ops::ledger::verify::{check_line, check_line_exact};
 use carbon_ops::ledger::{
     LedgerWriter, Problem, Report, StoreOptions, VerifyOptions, verify_ledger,
 };
@@ -301,4 +302,18 @@ fn non_canonical_but_equivalent_lines_are_detected() {
     let found = problems(&verify(&f.base));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(matches!(&found[0], (Some(2), Problem::NotCanonical { .. })));
+}
+
+#[test]
+fn fast_and_exact_line_checks_agree_on_every_mutation() {
+    let f = fixture();
+    for line in &f.lines {
+        let line = &line[..line.len() - 1];
+        assert_eq!(check_line(line), check_line_exact(line));
+        for pos in 0..line.len() {
+            let mut copy = line.to_vec();
+            copy[pos] ^= 0x01;
+            assert_eq!(check_line(&copy), check_line_exact(&copy), "byte {pos}");
+        }
+    }
 }

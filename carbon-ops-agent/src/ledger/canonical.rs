@@ -92,10 +92,23 @@ fn write_object(
     if depth >= MAX_DEPTH {
         return Err(CanonicalError::TooDeep { max: MAX_DEPTH });
     }
-    let mut members: Vec<(&String, &Value)> = map.iter().collect();
-    members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    // `serde_json`'s default map iterates in code-point order, which is UTF-16 order unless
+    // keys mix supplementary characters with U+E000..U+FFFF: sort only when needed.
+    let sorted = map
+        .keys()
+        .is_sorted_by(|a, b| cmp_utf16(a, b) == Ordering::Less);
+    let mut members: Vec<(&String, &Value)> = Vec::new();
+    if !sorted {
+        members.extend(map.iter());
+        members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    }
+    let iter: Box<dyn Iterator<Item = (&String, &Value)>> = if sorted {
+        Box::new(map.iter())
+    } else {
+        Box::new(members.into_iter())
+    };
     out.push(b'{');
-    for (i, (key, item)) in members.into_iter().enumerate() {
+    for (i, (key, item)) in iter.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -213,64 +226,139 @@ pub fn format_f64(value: f64) -> Result<String, CanonicalError> {
 }
 
 fn write_f64(value: f64, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    let mut buf = [0u8; 40];
+    let n = write_f64_into(value, &mut buf).ok_or(CanonicalError::NotFinite { value })?;
+    out.extend_from_slice(&buf[..n]);
+    Ok(())
+}
+
+/// A fixed stack buffer for `write!` without allocating.
+struct StackBuf {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl StackBuf {
+    fn new() -> Self {
+        Self {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The exponent of the lowest set bit of a finite, non-zero double (x = odd · 2^result).
+fn lowest_bit_exponent(x: f64) -> i32 {
+    let bits = x.to_bits();
+    let exp_bits = i32::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, exp) = if exp_bits == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), exp_bits - 1075)
+    };
+    exp + i32::try_from(mantissa.trailing_zeros()).unwrap_or(0)
+}
+
+/// Writes the ECMAScript form of `value` into `out` without allocating; returns its length,
+/// or `None` for NaN and infinities.
+pub fn write_f64_into(value: f64, out: &mut [u8; 40]) -> Option<usize> {
+    use std::fmt::Write as _;
     if !value.is_finite() {
-        return Err(CanonicalError::NotFinite { value });
+        return None;
     }
     if value == 0.0 {
         // Both +0 and -0 print as "0".
-        out.push(b'0');
-        return Ok(());
+        out[0] = b'0';
+        return Some(1);
     }
-    if value < 0.0 {
-        out.push(b'-');
-    }
-    // Rust's `{:e}` prints the shortest digit string that round-trips (choosing the closest
-    // when several are that short), as `d[.ddd]e[-]x`: exactly ECMAScript's s, k and n.
-    let shortest = format!("{:e}", value.abs());
-    // When two shortest digit strings are equally close, ECMAScript takes the even one; the
-    // exactly rounded (ties-to-even) form with the same digit count is that choice whenever
-    // it round-trips, and is otherwise never closer than the shortest one.
-    let k_digits = shortest
-        .split('e')
-        .next()
-        .map_or(1, |m| m.bytes().filter(u8::is_ascii_digit).count());
-    let exact = format!("{:.*e}", k_digits.saturating_sub(1), value.abs());
-    let sci = if exact.parse::<f64>() == Ok(value.abs()) {
-        exact
-    } else {
-        shortest
+    let abs = value.abs();
+    // Rust's `{:e}` prints the shortest digit string that round-trips, the closest one when
+    // several are that short: ECMAScript's s, k and n, except that ECMAScript breaks an exact
+    // tie between two such strings towards the even one. A tie at k digits with the last digit
+    // worth 10^m means x = (s + 1/2)·10^m, so 2x/10^m is odd: the lowest set bit of x is worth
+    // 2^(m-1), and two k-digit neighbours fit in one ulp, so k >= 16. Only then is the
+    // correctly rounded (ties-to-even) k-digit form computed, and used if it round-trips.
+    let mut sci = StackBuf::new();
+    write!(sci, "{abs:e}").ok()?;
+    let (k_digits, exp10) = match sci.as_str().split_once('e') {
+        Some((m, e)) => (
+            m.bytes().filter(u8::is_ascii_digit).count(),
+            e.parse::<i32>().ok()?,
+        ),
+        None => return None,
     };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-    let n = exp + 1;
-    if k <= n && n <= 21 {
-        out.extend_from_slice(&digits);
-        out.extend(std::iter::repeat_n(
-            b'0',
-            usize::try_from(n - k).unwrap_or(0),
-        ));
-    } else if 0 < n && n <= 21 {
-        let split = usize::try_from(n).unwrap_or(0);
-        out.extend_from_slice(&digits[..split]);
-        out.push(b'.');
-        out.extend_from_slice(&digits[split..]);
-    } else if -6 < n && n <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', usize::try_from(-n).unwrap_or(0)));
-        out.extend_from_slice(&digits);
-    } else {
-        out.push(digits[0]);
-        if k > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
+    let m = exp10 + 1 - i32::try_from(k_digits).ok()?;
+    if k_digits >= 16 && lowest_bit_exponent(abs) == m - 1 {
+        let mut exact = StackBuf::new();
+        write!(exact, "{:.*e}", k_digits - 1, abs).ok()?;
+        if exact.as_str().parse::<f64>() == Ok(abs) {
+            sci = exact;
         }
-        out.push(b'e');
-        out.push(if n - 1 < 0 { b'-' } else { b'+' });
-        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
     }
-    Ok(())
+    let text = sci.as_str();
+    let (mantissa, exp) = text.split_once('e')?;
+    let mut digits = [0u8; 20];
+    let mut k = 0usize;
+    for d in mantissa.bytes().filter(u8::is_ascii_digit) {
+        *digits.get_mut(k)? = d;
+        k += 1;
+    }
+    let digits = &digits[..k];
+    let exp: i32 = exp.parse().ok()?;
+    let k = i32::try_from(k).ok()?;
+    let n = exp + 1;
+    let mut w = StackBuf::new();
+    let mut put = |bytes: &[u8]| w.write_str(std::str::from_utf8(bytes).unwrap_or("")).ok();
+    if value < 0.0 {
+        put(b"-")?;
+    }
+    if k <= n && n <= 21 {
+        put(digits)?;
+        for _ in 0..n - k {
+            put(b"0")?;
+        }
+    } else if 0 < n && n <= 21 {
+        let split = usize::try_from(n).ok()?;
+        put(&digits[..split])?;
+        put(b".")?;
+        put(&digits[split..])?;
+    } else if -6 < n && n <= 0 {
+        put(b"0.")?;
+        for _ in 0..-n {
+            put(b"0")?;
+        }
+        put(digits)?;
+    } else {
+        put(&digits[..1])?;
+        if k > 1 {
+            put(b".")?;
+            put(&digits[1..])?;
+        }
+        put(if n - 1 < 0 { b"e-" } else { b"e+" })?;
+        let mut e = StackBuf::new();
+        write!(e, "{}", (n - 1).unsigned_abs()).ok()?;
+        put(e.as_str().as_bytes())?;
+    }
+    let len = w.len;
+    out[..len].copy_from_slice(&w.buf[..len]);
+    Some(len)
 }
 
 /// Converts an `f64` into a JSON number, refusing NaN and infinities with a clear error

@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod cli;
+pub mod fastpath;
 pub mod files;
 pub mod head;
 pub mod problem;

@@ -9,6 +9,7 @@
 
 use super::canonical;
 use super::chain::{self, GENESIS_KIND, HASH_MEMBER_LEN, Head, ZERO_HASH, is_hash_hex, sha256_hex};
+use super::fastpath::fast_facts;
 use super::problem::{Break, Problem, Report};
 use super::ts::is_rfc3339_utc;
 use serde_json::Value;
@@ -37,7 +38,21 @@ pub struct LineCheck {
 const FIELDS: [&str; 7] = ["hash", "kind", "payload", "prev_hash", "seq", "ts", "v"];
 
 /// Checks one line (without its `\n`): JSON, canonical form, fields, and its own hash.
+/// Uses the allocation-free fast path for intact entries and [`check_line_exact`] otherwise.
 pub fn check_line(line: &[u8]) -> LineCheck {
+    match fast_facts(line) {
+        Some(facts) => LineCheck {
+            seq: Some(facts.seq),
+            facts: Some(facts),
+            problems: Vec::new(),
+        },
+        None => check_line_exact(line),
+    }
+}
+
+/// The reference line check: parses into a `Value`, re-serialises with JCS and compares, and
+/// explains every problem found.
+pub fn check_line_exact(line: &[u8]) -> LineCheck {
     let mut problems = Vec::new();
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
