@@ -330,6 +330,9 @@ fn fast_path_rejects_known_non_canonical_forms() {
         "[1, 2]",
         " 1",
         "9007199254740993",
+        "0.0000001",
+        "4.50",
+        "1234567890123456789012.5",
     ] {
         assert!(!is_canonical(text.as_bytes()), "{text}");
     }
@@ -342,6 +345,10 @@ fn fast_path_rejects_known_non_canonical_forms() {
         "\"\\u001f\\n\"",
         "{\"a\":1,\"b\":[true,null]}",
         "9007199254740992",
+        "231.5",
+        "-0.0001",
+        "123456789012345.6",
+        "0.30000000000000004",
     ] {
         assert!(is_canonical(text.as_bytes()), "{text}");
     }

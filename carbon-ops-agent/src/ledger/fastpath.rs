@@ -276,6 +276,9 @@ impl Scanner<'_> {
             // An integer below 10^15 is exact and prints as itself, except negative zero.
             return text != b"-0";
         }
+        if let Some(verdict) = quick_fraction_verdict(text) {
+            return verdict;
+        }
         let Some(value) = std::str::from_utf8(text)
             .ok()
             .and_then(|t| t.parse::<f64>().ok())
@@ -285,4 +288,35 @@ impl Scanner<'_> {
         let mut buf = [0u8; 40];
         write_f64_into(value, &mut buf).is_some_and(|n| &buf[..n] == text)
     }
+}
+
+/// Decides without formatting whether a plain decimal fraction (`-?int.frac`, no exponent) with
+/// at most 15 significant digits is canonical; `None` when formatting must decide.
+///
+/// Distinct decimals of at most 15 significant digits (DBL_DIG) round to distinct doubles, so
+/// such a digit string without trailing zeros is the unique shortest one for its double, and
+/// ECMAScript prints it in exactly this layout when 1e-6 <= |x| < 1e21.
+fn quick_fraction_verdict(text: &[u8]) -> Option<bool> {
+    let body = text.strip_prefix(b"-").unwrap_or(text);
+    if body.iter().any(|&c| c == b'e' || c == b'E') {
+        return None;
+    }
+    let dot = body.iter().position(|&c| c == b'.')?;
+    let (int, frac) = (&body[..dot], &body[dot + 1..]);
+    if frac.last() == Some(&b'0') {
+        return Some(false);
+    }
+    let significant = if int == b"0" {
+        let leading = frac.iter().take_while(|&&c| c == b'0').count();
+        if leading >= 6 {
+            return Some(false); // below 1e-6 ECMAScript uses the exponent form
+        }
+        frac.len() - leading
+    } else {
+        if int.len() > 21 {
+            return Some(false); // 1e21 and above use the exponent form
+        }
+        int.len() + frac.len()
+    };
+    (significant <= 15).then_some(true)
 }
