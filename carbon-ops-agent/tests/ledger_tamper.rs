@@ -170,9 +170,17 @@ fn deleting_the_last_line_is_detected_through_the_head_file() {
     );
     // A missing head file is itself a break (truncation cannot be ruled out).
     std::fs::remove_file(head_path(&f.base)).expect("remove head");
+    assert_eq!(verify(&f.base).breaks[0].problem, Problem::HeadFileMissing);
+    // A garbled head file is reported, and refuses an open rather than being replaced.
+    std::fs::write(head_path(&f.base), b"{\"seq\":4}\n").expect("garble head");
     assert!(matches!(
         verify(&f.base).breaks[0].problem,
         Problem::HeadFile { .. }
+    ));
+    let opened = carbon_ops::ledger::LedgerWriter::open(&f.base, StoreOptions::default());
+    assert!(matches!(
+        opened,
+        Err(carbon_ops::ledger::LedgerError::Corrupt { .. })
     ));
 }
 

@@ -37,14 +37,14 @@ pub fn verify_ledger(base: &Path, options: &VerifyOptions) -> Report {
                 seq: Some(head.seq),
                 hash: head.hash,
             }),
-            Ok(None) => head_file_problem = Some("no head file".to_owned()),
-            Err(detail) => head_file_problem = Some(detail),
+            Ok(None) => head_file_problem = Some(Problem::HeadFileMissing),
+            Err(detail) => head_file_problem = Some(Problem::HeadFile { detail }),
         }
     }
     expectations.extend(options.expect_head.clone());
     let mut verifier = Verifier::new(expectations);
-    if let Some(detail) = head_file_problem {
-        verifier.report_other(Problem::HeadFile { detail });
+    if let Some(problem) = head_file_problem {
+        verifier.report_other(problem);
     }
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),

@@ -52,9 +52,9 @@ pub enum Problem {
     },
     #[error("{against}: no entry has hash {hash}")]
     HeadNotFound { against: String, hash: String },
-    #[error(
-        "head file is missing or unreadable ({detail}); truncation at the tail cannot be ruled out"
-    )]
+    #[error("head file is missing; truncation at the tail cannot be ruled out")]
+    HeadFileMissing,
+    #[error("head file is unreadable ({detail}); truncation at the tail cannot be ruled out")]
     HeadFile { detail: String },
     #[error("segment file {index} is missing while later segments exist")]
     MissingSegment { index: u32 },

@@ -43,7 +43,7 @@ impl Default for StoreOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(
-        "ledger {path} is damaged ({breaks} breaks; first at seq {first_bad_seq:?}: {first}); appends refused \
+        "ledger {path} is damaged ({breaks} break(s), first: {first}); appends refused \
          until an operator inspects it with `carbon-ops ledger verify {path}` (history is never rewritten)"
     )]
     Corrupt {
@@ -148,7 +148,7 @@ impl Store {
         let breaks: Vec<_> = report
             .breaks
             .iter()
-            .filter(|b| !matches!(b.problem, Problem::HeadFile { .. }))
+            .filter(|b| b.problem != Problem::HeadFileMissing)
             .filter(|b| !(active_empty && b.segment == Some(active) && b.line.is_none()))
             .filter(|b| {
                 !(created
@@ -161,7 +161,7 @@ impl Store {
         if let Some(first) = breaks.first() {
             return Err(LedgerError::Corrupt {
                 path: base.to_path_buf(),
-                first_bad_seq: report.first_bad_seq(),
+                first_bad_seq: breaks.iter().find_map(|b| b.seq),
                 first: first.to_string(),
                 breaks: breaks.len(),
             });
@@ -169,7 +169,7 @@ impl Store {
         let head_file_was_ok = report
             .breaks
             .iter()
-            .all(|b| !matches!(b.problem, Problem::HeadFile { .. }));
+            .all(|b| b.problem != Problem::HeadFileMissing);
         let ledger_id = match report.ledger_id.clone() {
             Some(id) => id,
             None => random_id().map_err(io_err(
