@@ -102,13 +102,16 @@ pub fn check_kind(kind: &str) -> Result<(), EntryError> {
     }
 }
 
-/// Checks that a payload is an object whose numbers and depth can be recorded exactly.
-pub fn check_payload(payload: &Value) -> Result<(), EntryError> {
+/// Checks that a payload is an object whose numbers and depth can be recorded exactly, and
+/// returns its members.
+pub fn into_payload(payload: serde_json::Value) -> Result<Map<String, Value>, EntryError> {
     let found = match payload {
-        Value::Object(_) => {
+        Value::Object(map) => {
             // The payload sits one level inside the entry object.
-            canonical::check_recordable(payload, canonical::MAX_DEPTH - 1)?;
-            return Ok(());
+            for value in map.values() {
+                canonical::check_recordable(value, canonical::MAX_DEPTH - 2)?;
+            }
+            return Ok(map);
         }
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -258,7 +261,7 @@ mod tests {
         assert!(check_kind("").is_err());
         assert!(check_kind("a b").is_err());
         assert!(matches!(
-            check_payload(&json!([1])),
+            into_payload(json!([1])),
             Err(EntryError::PayloadNotObject { .. })
         ));
     }

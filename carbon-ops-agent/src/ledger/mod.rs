@@ -1,7 +1,7 @@
 //! Tamper-evident ledger: RFC 8785 canonical JSON lines in a SHA-256 hash chain.
 //!
 //! `docs/ledger.md` is the specification. Pure parts: [`canonical`] (JCS), [`chain`] (entries
-//! and hashes), [`verify`] and [`problem`] (every break), [`ts`] (timestamps). I/O parts:
+//! and hashes), [`linecheck`], [`fastpath`], [`verify`] and [`problem`] (every break), [`ts`] (timestamps). I/O parts:
 //! [`segments`] (file naming), [`head`] (the head file), [`recover`] (torn tails), [`store`]
 //! (open, durable appends, rotation), [`writer`] (group commit for many threads), [`files`]
 //! (verifying files on disk). [`cli`] backs `carbon-ops ledger …`.
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod fastpath;
 pub mod files;
 pub mod head;
+pub mod linecheck;
 pub mod problem;
 pub mod recover;
 pub mod segments;
@@ -35,4 +36,19 @@ pub fn peer_payload(uid: u32, payload: Value) -> Value {
     wrapped.insert("peer_uid".into(), Value::from(uid));
     wrapped.insert("data".into(), payload);
     Value::Object(wrapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn peer_payload_wraps_so_the_uid_cannot_be_forged() {
+        let forged = json!({"peer_uid": 0, "co2e_g": 1.5});
+        assert_eq!(
+            peer_payload(1000, forged.clone()),
+            json!({"peer_uid": 1000, "data": forged})
+        );
+    }
 }

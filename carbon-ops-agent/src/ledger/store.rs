@@ -295,7 +295,7 @@ impl Store {
         }
     }
 
-    /// Appends entries (already validated with `check_kind`/`check_payload`) with one write and
+    /// Appends entries (already validated with `check_kind`/`into_payload`) with one write and
     /// one fdatasync; returns them once durable. Rotates first if the segment is full.
     pub fn append_batch(
         &mut self,

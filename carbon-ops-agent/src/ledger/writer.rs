@@ -7,7 +7,7 @@
 //! batch, so throughput grows with concurrency instead of collapsing. Std threads and
 //! channels only.
 
-use super::chain::{Head, check_kind, check_payload};
+use super::chain::{Head, check_kind, into_payload};
 use super::files::{VerifyOptions, verify_ledger};
 use super::problem::Report;
 use super::store::{LedgerError, OpenReport, Store, StoreOptions};
@@ -68,10 +68,7 @@ impl LedgerHandle {
     /// within ±2^53.
     pub fn append(&self, kind: &str, payload: Value) -> Result<Appended, LedgerError> {
         check_kind(kind)?;
-        check_payload(&payload)?;
-        let Value::Object(payload) = payload else {
-            return Err(LedgerError::Stopped);
-        };
+        let payload = into_payload(payload)?;
         let (reply, answer) = sync_channel(1);
         self.tx
             .send(Request::Append {
