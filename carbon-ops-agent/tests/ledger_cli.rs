@@ -99,3 +99,33 @@ fn bad_arguments_are_explained() {
     .expect("parse");
     assert!(run_to(cli.cmd, &mut Vec::new()).is_err());
 }
+
+#[test]
+fn checkpoint_and_verify_with_public_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let base = dir.path().join("l.jsonl");
+    let path = base.to_str().expect("utf8 path");
+    let key_file = dir.path().join("key");
+    let seed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    std::fs::write(&key_file, format!("{seed}\n")).expect("key file");
+    run(&["append", path, "--kind", "note", "--payload", "{}"]);
+    let (code, out) = run(&[
+        "checkpoint",
+        path,
+        "--key-file",
+        key_file.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // RFC 8032 §7.1 TEST 1 public key for that seed.
+    let public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let (code, out) = run(&["verify", path, "--public-key", public, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(report["checkpoints_verified"], 1);
+    let stranger =
+        carbon_ops::ledger::checkpoint::CheckpointSigner::from_seed_hex(&"07".repeat(32))
+            .expect("seed")
+            .public_key_hex();
+    let (code, _) = run(&["verify", path, "--public-key", &stranger]);
+    assert_eq!(code, 1);
+}

@@ -25,6 +25,7 @@ fn crash_child() {
     };
     let options = StoreOptions {
         max_segment_bytes: 64 * 1024,
+        ..StoreOptions::default()
     };
     let (writer, _) = LedgerWriter::open(Path::new(&base), options).expect("child open");
     std::thread::scope(|s| {
@@ -99,6 +100,7 @@ fn crash_kill_and_recover() {
             &base,
             StoreOptions {
                 max_segment_bytes: 64 * 1024,
+                ..StoreOptions::default()
             },
         )
         .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));

@@ -97,7 +97,7 @@ fn appends_refuse_what_cannot_be_recorded_exactly() {
     ));
     assert!(matches!(
         h.append("genesis", json!({})),
-        Err(LedgerError::Entry(EntryError::ReservedKind))
+        Err(LedgerError::Entry(EntryError::ReservedKind { .. }))
     ));
     let mut deep = json!(1);
     for _ in 0..200 {
@@ -207,6 +207,7 @@ fn rotation_continues_the_chain_across_segments() {
     let base = dir.path().join("ledger.jsonl");
     let options = StoreOptions {
         max_segment_bytes: 1_000,
+        ..StoreOptions::default()
     };
     let (writer, _) = LedgerWriter::open(&base, options.clone()).expect("create");
     for n in 0..30 {

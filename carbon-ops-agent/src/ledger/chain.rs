@@ -36,8 +36,8 @@ pub enum EntryError {
     PayloadNotObject { found: &'static str },
     #[error("kind {kind:?} is invalid: use 1-{MAX_KIND_LEN} characters from [A-Za-z0-9_.:-]")]
     BadKind { kind: String },
-    #[error("kind \"genesis\" is reserved for the first entry of a segment")]
-    ReservedKind,
+    #[error("kind {kind:?} is reserved for entries the ledger writes itself")]
+    ReservedKind { kind: String },
     #[error("payload cannot be recorded: {0}")]
     Canonical(#[from] CanonicalError),
 }
@@ -85,8 +85,10 @@ pub fn is_hash_hex(s: &str) -> bool {
 
 /// Checks a user-chosen kind (not `genesis`).
 pub fn check_kind(kind: &str) -> Result<(), EntryError> {
-    if kind == GENESIS_KIND {
-        return Err(EntryError::ReservedKind);
+    if kind == GENESIS_KIND || kind == super::checkpoint::CHECKPOINT_KIND {
+        return Err(EntryError::ReservedKind {
+            kind: kind.to_owned(),
+        });
     }
     let ok = !kind.is_empty()
         && kind.len() <= MAX_KIND_LEN
@@ -257,7 +259,14 @@ mod tests {
     #[test]
     fn kinds_are_checked() {
         assert!(check_kind("estimate").is_ok());
-        assert_eq!(check_kind("genesis"), Err(EntryError::ReservedKind));
+        assert!(matches!(
+            check_kind("genesis"),
+            Err(EntryError::ReservedKind { .. })
+        ));
+        assert!(matches!(
+            check_kind("checkpoint"),
+            Err(EntryError::ReservedKind { .. })
+        ));
         assert!(check_kind("").is_err());
         assert!(check_kind("a b").is_err());
         assert!(matches!(

@@ -5,6 +5,7 @@
 //! every break) otherwise; `append` writes locally and refuses while the agent holds the lock.
 
 use super::chain::is_hash_hex;
+use super::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use super::files::{VerifyOptions, verify_ledger};
 use super::segments::{list_segments, segment_path};
 use super::store::StoreOptions;
@@ -24,6 +25,17 @@ pub enum LedgerCommand {
     Append(AppendArgs),
     /// Print a ledger's entries.
     Show(ShowArgs),
+    /// Append an Ed25519-signed checkpoint of the current last entry.
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckpointArgs {
+    /// Ledger base path.
+    pub path: PathBuf,
+    /// File holding the 32-byte Ed25519 secret seed as 64 hex digits.
+    #[arg(long)]
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +45,9 @@ pub struct VerifyArgs {
     /// A head recorded elsewhere that the ledger must still contain: `HASH` or `SEQ:HASH`.
     #[arg(long, value_name = "HASH")]
     pub expect_head: Option<String>,
+    /// Ed25519 public key (64 hex digits) that checkpoint entries must verify with; repeatable.
+    #[arg(long = "public-key", value_name = "HEX")]
+    pub public_keys: Vec<String>,
     /// Do not compare against `PATH.head` (for copies made without it).
     #[arg(long)]
     pub no_head_file: bool,
@@ -78,6 +93,7 @@ pub fn run_to(cmd: LedgerCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
         LedgerCommand::Verify(args) => verify(&args, out),
         LedgerCommand::Append(args) => append(&args, out),
         LedgerCommand::Show(args) => show(&args, out),
+        LedgerCommand::Checkpoint(args) => checkpoint(&args, out),
     }
 }
 
@@ -109,7 +125,13 @@ fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         .as_deref()
         .map(parse_expect_head)
         .transpose()?;
+    let checkpoint_keys = args
+        .public_keys
+        .iter()
+        .map(|k| CheckpointVerifier::from_public_hex(k))
+        .collect::<Result<Vec<_>, _>>()?;
     let options = VerifyOptions {
+        checkpoint_keys,
         expect_head,
         use_head_file: !args.no_head_file,
         ..VerifyOptions::default()
@@ -152,6 +174,7 @@ fn append(args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         serde_json::from_str(&args.payload).context("--payload is not valid JSON")?;
     let options = StoreOptions {
         max_segment_bytes: args.max_segment_bytes,
+        ..StoreOptions::default()
     };
     let (writer, report) = LedgerWriter::open(&args.path, options)?;
     for q in &report.quarantined {
@@ -163,6 +186,25 @@ fn append(args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         );
     }
     let appended = writer.handle().append(&args.kind, payload)?;
+    writer.close();
+    writeln!(
+        out,
+        "{}",
+        json!({"seq": appended.seq, "hash": appended.hash})
+    )?;
+    Ok(0)
+}
+
+fn checkpoint(args: &CheckpointArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let seed = std::fs::read_to_string(&args.key_file)
+        .with_context(|| format!("reading key file {}", args.key_file.display()))?;
+    let signer = CheckpointSigner::from_seed_hex(&seed)?;
+    let options = StoreOptions {
+        checkpoint_signer: Some(signer),
+        ..StoreOptions::default()
+    };
+    let (writer, _) = LedgerWriter::open(&args.path, options)?;
+    let appended = writer.handle().checkpoint()?;
     writer.close();
     writeln!(
         out,

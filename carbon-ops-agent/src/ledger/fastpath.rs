@@ -10,6 +10,7 @@
 
 use super::canonical::{MAX_DEPTH, cmp_utf16, write_f64_into};
 use super::chain::{GENESIS_KIND, HASH_MEMBER_LEN, hex_lower};
+use super::checkpoint::CHECKPOINT_KIND;
 use super::ts::is_rfc3339_utc;
 use super::verify::LineFacts;
 use sha2::{Digest, Sha256};
@@ -59,7 +60,9 @@ pub fn fast_facts(line: &[u8]) -> Option<LineFacts> {
         (t.len() >= 2 && t[0] == b'"' && !t.contains(&b'\\')).then(|| &t[1..t.len() - 1])
     };
     let hash = plain_string(0).filter(|h| is_hex64(h))?;
-    let kind = plain_string(1).filter(|k| !k.is_empty() && *k != GENESIS_KIND.as_bytes())?;
+    let kind = plain_string(1).filter(|k| {
+        !k.is_empty() && *k != GENESIS_KIND.as_bytes() && *k != CHECKPOINT_KIND.as_bytes()
+    })?;
     text(2).starts_with(b"{").then_some(())?;
     let prev_hash = plain_string(3).filter(|h| is_hex64(h))?;
     let seq = text(4);
@@ -81,6 +84,7 @@ pub fn fast_facts(line: &[u8]) -> Option<LineFacts> {
         prev_hash: String::from_utf8(prev_hash.to_vec()).ok()?,
         hash: computed,
         genesis: None,
+        checkpoint: None,
     })
 }
 

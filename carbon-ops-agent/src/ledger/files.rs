@@ -2,6 +2,7 @@
 //! the parallel line checks and the [`Verifier`], and compares the head file and any
 //! expected head. Used by `carbon-ops ledger verify`, by open, and by the `ledger_verify` op.
 
+use super::checkpoint::CheckpointVerifier;
 use super::head::read_head;
 use super::problem::{Problem, Report};
 use super::segments::{list_segments, missing_indices, segment_path};
@@ -24,6 +25,8 @@ pub struct VerifyOptions {
     pub live: bool,
     /// Threads for line checks (0 = available parallelism).
     pub threads: usize,
+    /// Public keys that checkpoint entries must verify with (none: checkpoints not checked).
+    pub checkpoint_keys: Vec<CheckpointVerifier>,
 }
 
 /// Verifies the ledger whose base path is `base` and returns every break.
@@ -42,7 +45,8 @@ pub fn verify_ledger(base: &Path, options: &VerifyOptions) -> Report {
         }
     }
     expectations.extend(options.expect_head.clone());
-    let mut verifier = Verifier::new(expectations);
+    let mut verifier =
+        Verifier::new(expectations).with_checkpoint_keys(options.checkpoint_keys.clone());
     if let Some(problem) = head_file_problem {
         verifier.report_other(problem);
     }

@@ -7,6 +7,7 @@
 
 use super::canonical;
 use super::chain::{self, GENESIS_KIND, HASH_MEMBER_LEN, is_hash_hex, sha256_hex};
+use super::checkpoint::CHECKPOINT_KIND;
 use super::fastpath::fast_facts;
 use super::problem::Problem;
 use super::ts::is_rfc3339_utc;
@@ -21,6 +22,8 @@ pub struct LineFacts {
     pub hash: String,
     /// For genesis entries: (ledger id, segment index, prev_segment_hash).
     pub genesis: Option<(String, Option<u64>, Option<String>)>,
+    /// For checkpoint entries: the payload, checked against the given public keys.
+    pub checkpoint: Option<serde_json::Map<String, Value>>,
 }
 
 /// The result of checking one line on its own.
@@ -188,6 +191,7 @@ pub fn check_line_exact(line: &[u8]) -> LineCheck {
             prev_hash: prev_hash.to_owned(),
             hash: hash.to_owned(),
             genesis,
+            checkpoint: (kind == CHECKPOINT_KIND).then(|| payload.cloned().unwrap_or_default()),
         }),
         _ => None,
     };

@@ -8,6 +8,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod checkpoint;
 pub mod cli;
 pub mod fastpath;
 pub mod files;

@@ -56,6 +56,8 @@ pub enum Problem {
     HeadFileMissing,
     #[error("head file is unreadable ({detail}); truncation at the tail cannot be ruled out")]
     HeadFile { detail: String },
+    #[error("checkpoint is invalid: {detail}")]
+    BadCheckpoint { detail: String },
     #[error("segment file {index} is missing while later segments exist")]
     MissingSegment { index: u32 },
     #[error("cannot read {path}: {detail}")]
@@ -99,6 +101,8 @@ pub struct Report {
     pub head: Option<Head>,
     /// The ledger id from the first genesis entry.
     pub ledger_id: Option<String>,
+    /// Checkpoint entries whose signature verified with a given public key.
+    pub checkpoints_verified: u64,
     /// Every break found, in file order (head checks last).
     pub breaks: Vec<Break>,
 }

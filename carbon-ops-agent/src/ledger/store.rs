@@ -9,6 +9,7 @@
 //! genesis links to the previous segment's final hash.
 
 use super::chain::{EntryError, GENESIS_KIND, Head, SealedEntry, Tip, genesis_payload, hex_lower};
+use super::checkpoint::{CHECKPOINT_KIND, CheckpointSigner};
 use super::files::{VerifyOptions, verify_ledger};
 use super::head::write_head;
 use super::problem::Problem;
@@ -29,12 +30,15 @@ pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 << 20;
 pub struct StoreOptions {
     /// Start a new segment before a batch once the active one reaches this size.
     pub max_segment_bytes: u64,
+    /// Key for signed checkpoint entries (optional).
+    pub checkpoint_signer: Option<CheckpointSigner>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            checkpoint_signer: None,
         }
     }
 }
@@ -73,6 +77,8 @@ pub enum LedgerError {
     Poisoned { detail: String },
     #[error("ledger writer has shut down")]
     Stopped,
+    #[error("no checkpoint signing key is configured; set one to write signed checkpoints")]
+    NoSigningKey,
 }
 
 /// Wraps an `io::Error` with what was being done to which path.
@@ -295,12 +301,14 @@ impl Store {
         }
     }
 
-    /// Appends entries (already validated with `check_kind`/`into_payload`) with one write and
-    /// one fdatasync; returns them once durable. Rotates first if the segment is full.
-    pub fn append_batch(
-        &mut self,
-        items: &[(String, Map<String, Value>)],
-    ) -> Result<Vec<SealedEntry>, LedgerError> {
+    /// Whether checkpoints can be signed.
+    pub fn can_sign(&self) -> bool {
+        self.options.checkpoint_signer.is_some()
+    }
+
+    /// Appends entries (validated with `check_kind`/`into_payload`) and checkpoints with one
+    /// write and one fdatasync; returns them once durable. Rotates first if the segment is full.
+    pub fn append_batch(&mut self, items: &[Item]) -> Result<Vec<SealedEntry>, LedgerError> {
         if self.segment_len >= self.options.max_segment_bytes {
             self.rotate()?;
         }
@@ -308,8 +316,23 @@ impl Store {
         let mut tip = self.tip.clone();
         let mut buf = Vec::with_capacity(items.len() * 320);
         let mut sealed = Vec::with_capacity(items.len());
-        for (kind, payload) in items {
-            let entry = tip.append(&now, kind, payload)?;
+        for item in items {
+            let entry = match item {
+                Item::Entry { kind, payload } => tip.append(&now, kind, payload)?,
+                Item::Checkpoint => {
+                    let signer = self
+                        .options
+                        .checkpoint_signer
+                        .as_ref()
+                        .ok_or(LedgerError::NoSigningKey)?;
+                    let head = Head {
+                        seq: tip.next_seq.saturating_sub(1),
+                        hash: tip.prev_hash.clone(),
+                    };
+                    let payload = signer.payload(&self.ledger_id, &head);
+                    tip.append(&now, CHECKPOINT_KIND, &payload)?
+                }
+            };
             buf.extend_from_slice(&entry.line);
             sealed.push(entry);
         }
@@ -317,6 +340,18 @@ impl Store {
         self.tip = tip;
         Ok(sealed)
     }
+}
+
+/// One thing to append in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A user entry, already validated.
+    Entry {
+        kind: String,
+        payload: Map<String, Value>,
+    },
+    /// A checkpoint signing the entry before it.
+    Checkpoint,
 }
 
 fn random_id() -> io::Result<String> {

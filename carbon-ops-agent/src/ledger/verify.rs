@@ -8,6 +8,7 @@
 //! tampered line yields one or two breaks rather than a cascade. Pure: no I/O.
 
 use super::chain::{GENESIS_KIND, Head, ZERO_HASH};
+use super::checkpoint::CheckpointVerifier;
 pub use super::linecheck::{LineCheck, LineFacts, check_line, check_line_exact, check_lines};
 use super::problem::{Break, Problem, Report};
 
@@ -32,6 +33,8 @@ pub struct Verifier {
     ledger_id: Option<String>,
     entries: u64,
     breaks: Vec<Break>,
+    keys: Vec<CheckpointVerifier>,
+    checkpoints_verified: u64,
 }
 
 impl Verifier {
@@ -48,6 +51,38 @@ impl Verifier {
             ledger_id: None,
             entries: 0,
             breaks: Vec::new(),
+            keys: Vec::new(),
+            checkpoints_verified: 0,
+        }
+    }
+
+    /// Verifies checkpoint entries with these public keys (without keys they are not checked).
+    pub fn with_checkpoint_keys(mut self, keys: Vec<CheckpointVerifier>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    fn check_checkpoint(
+        &mut self,
+        seq: Option<u64>,
+        payload: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let id = payload
+            .get("key_id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let outcome = match self.keys.iter().find(|k| k.key_id() == id) {
+            Some(key) => key.check(payload, self.last.as_ref()),
+            None => Err(format!(
+                "signed with key id {id:?}, which is not among the given public keys"
+            )),
+        };
+        match outcome {
+            Ok(()) => self.checkpoints_verified += 1,
+            Err(detail) => self.report(seq, Problem::BadCheckpoint { detail }),
         }
     }
 
@@ -97,6 +132,9 @@ impl Verifier {
         };
         self.entries += 1;
         let seq = Some(f.seq);
+        if let Some(payload) = &f.checkpoint {
+            self.check_checkpoint(seq, payload);
+        }
         if self.at_segment_start {
             self.check_genesis(&f);
         } else if f.kind == GENESIS_KIND {
@@ -240,6 +278,7 @@ impl Verifier {
             segments: self.segment + 1,
             head: self.last,
             ledger_id: self.ledger_id,
+            checkpoints_verified: self.checkpoints_verified,
             breaks: self.breaks,
         }
     }

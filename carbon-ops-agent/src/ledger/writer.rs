@@ -10,10 +10,10 @@
 use super::chain::{Head, check_kind, into_payload};
 use super::files::{VerifyOptions, verify_ledger};
 use super::problem::Report;
-use super::store::{LedgerError, OpenReport, Store, StoreOptions};
+use super::store::{Item, LedgerError, OpenReport, Store, StoreOptions};
 use super::verify::HeadExpectation;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,17 +32,14 @@ pub struct Appended {
 type Reply = SyncSender<Result<Appended, LedgerError>>;
 
 enum Request {
-    Append {
-        kind: String,
-        payload: Map<String, Value>,
-        reply: Reply,
-    },
+    Append { item: Item, reply: Reply },
     Shutdown,
 }
 
 #[derive(Debug)]
 struct Shared {
     base: PathBuf,
+    can_sign: bool,
     head: Mutex<Head>,
 }
 
@@ -69,13 +66,25 @@ impl LedgerHandle {
     pub fn append(&self, kind: &str, payload: Value) -> Result<Appended, LedgerError> {
         check_kind(kind)?;
         let payload = into_payload(payload)?;
+        self.submit(Item::Entry {
+            kind: kind.to_owned(),
+            payload,
+        })
+    }
+
+    /// Appends a checkpoint entry signing the current last entry (needs a signing key in
+    /// `StoreOptions::checkpoint_signer`).
+    pub fn checkpoint(&self) -> Result<Appended, LedgerError> {
+        if !self.shared.can_sign {
+            return Err(LedgerError::NoSigningKey);
+        }
+        self.submit(Item::Checkpoint)
+    }
+
+    fn submit(&self, item: Item) -> Result<Appended, LedgerError> {
         let (reply, answer) = sync_channel(1);
         self.tx
-            .send(Request::Append {
-                kind: kind.to_owned(),
-                payload,
-                reply,
-            })
+            .send(Request::Append { item, reply })
             .map_err(|_| LedgerError::Stopped)?;
         answer.recv().map_err(|_| LedgerError::Stopped)?
     }
@@ -127,6 +136,7 @@ impl LedgerWriter {
         let (store, report) = Store::open(base, options)?;
         let shared = Arc::new(Shared {
             base: base.to_path_buf(),
+            can_sign: store.can_sign(),
             head: Mutex::new(report.head.clone()),
         });
         let (tx, rx) = channel();
@@ -181,12 +191,8 @@ fn run(mut store: Store, rx: &Receiver<Request>, shared: &Shared) {
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
-                Request::Append {
-                    kind,
-                    payload,
-                    reply,
-                } => {
-                    items.push((kind, payload));
+                Request::Append { item, reply } => {
+                    items.push(item);
                     replies.push(reply);
                 }
                 Request::Shutdown => stopping = true,
