@@ -181,8 +181,7 @@ proptest! {
         if npk == 1 && lost == 0 && !spread {
             let denom: u128 = tasks.iter().map(|t| u128::from(t.total_ns())).sum::<u128>() + idle.iter().map(|&v| u128::from(v)).sum::<u128>();
             for (t, (_, got)) in tasks.iter().zip(&out.per_task_uj) {
-                if denom > 0 {
-                    let exact = u128::from(pkg_uj[0]) * u128::from(t.total_ns()) / denom;
+                if let Some(exact) = (u128::from(pkg_uj[0]) * u128::from(t.total_ns())).checked_div(denom) {
                     prop_assert!((*got as i128 - exact as i128).abs() <= 1);
                 }
             }
