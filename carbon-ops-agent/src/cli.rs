@@ -58,6 +58,12 @@ pub enum Command {
     },
     /// Carbon estimate for an energy figure or a process.
     Estimate(Box<crate::carbon::cli::EstimateArgs>),
+    /// Verify, show or append to a ledger file (no agent needed).
+    Ledger {
+        /// The ledger command.
+        #[command(subcommand)]
+        cmd: crate::ledger::cli::LedgerCommand,
+    },
 }
 
 fn ask(socket: Option<&PathBuf>, op: &str, fields: Value) -> Result<Value> {
@@ -94,6 +100,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 write!(out, "{}", render_top(&v))?;
             }
         }
+        Command::Ledger { cmd } => return crate::ledger::cli::run(cmd),
         Command::Estimate(args) => {
             if args.energy_wh.is_some() || args.list_regions {
                 return crate::carbon::cli::run(*args);

@@ -1,35 +1,90 @@
-//! The agent's ledger handle, as the server's [`crate::server::ops::LedgerOps`].
+//! The agent's ledger, as the server's [`LedgerOps`]: opened (and so verified) at start-up;
+//! a ledger that fails to open (corrupt in the middle, locked, unwritable) keeps the agent
+//! running and every ledger op answers with the reason, never rewriting history.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::server::ops::LedgerOps;
+use crate::{
+    ledger::{LedgerHandle, LedgerWriter, StoreOptions},
+    server::ops::LedgerOps,
+};
 
-/// The open ledger.
+/// The open ledger, or why it is not open.
 pub struct LedgerAdapter {
-    _private: (),
+    writer: Mutex<Option<LedgerWriter>>,
+    state: Result<LedgerHandle, String>,
 }
 
 impl LedgerAdapter {
-    /// Waits until every acknowledged append is on disk.
-    pub fn flush(&self) {}
+    /// Waits until every acknowledged append is on disk and closes the writer.
+    pub fn flush(&self) {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = w {
+            w.close();
+        }
+    }
+
+    fn handle(&self) -> Result<&LedgerHandle, String> {
+        self.state.as_ref().map_err(Clone::clone)
+    }
 }
 
 impl LedgerOps for LedgerAdapter {
-    fn append(&self, _kind: &str, _payload: Map<String, Value>) -> Result<(u64, String), String> {
-        Err("ledger not available".into())
+    fn append(&self, kind: &str, payload: Map<String, Value>) -> Result<(u64, String), String> {
+        let a = self
+            .handle()?
+            .append(kind, Value::Object(payload))
+            .map_err(|e| format!("{e:#}"))?;
+        Ok((a.seq, a.hash))
     }
+
     fn head(&self) -> Result<Value, String> {
-        Err("ledger not available".into())
+        let h = self.handle()?;
+        Ok(json!({"path": h.path().display().to_string(), "head": h.head()}))
     }
+
     fn verify(&self) -> Result<Value, String> {
-        Err("ledger not available".into())
+        let report = self.handle()?.verify();
+        let intact = report.is_intact();
+        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        if let Value::Object(m) = &mut v {
+            m.insert("intact".into(), json!(intact));
+        }
+        Ok(v)
     }
 }
 
-/// Opens the ledger at `path` (unless `disabled`); a failure is logged and the agent runs on
-/// without one, refusing ledger ops with a clear error.
-pub fn open(_path: &Path, _disabled: bool) -> Option<Arc<LedgerAdapter>> {
-    None
+/// Opens the ledger at `path` (unless `disabled`).
+pub fn open(path: &Path, disabled: bool) -> Option<Arc<LedgerAdapter>> {
+    if disabled {
+        tracing::info!("ledger disabled (--no-ledger)");
+        return None;
+    }
+    let (writer, state) = match LedgerWriter::open(path, StoreOptions::default()) {
+        Ok((w, report)) => {
+            for q in &report.quarantined {
+                tracing::warn!(?q, "ledger: a torn last line was moved to quarantine");
+            }
+            if report.head_file_repaired {
+                tracing::warn!("ledger: the head file was missing or behind and has been rewritten");
+            }
+            tracing::info!(path = %path.display(), entries = report.entries, created = report.created, "ledger open and verified");
+            let h = w.handle();
+            (Some(w), Ok(h))
+        }
+        Err(e) => {
+            let msg = format!("ledger {} is not open: {e:#}", path.display());
+            tracing::error!("{msg}; appends are refused until an operator acts");
+            (None, Err(msg))
+        }
+    };
+    Some(Arc::new(LedgerAdapter {
+        writer: Mutex::new(writer),
+        state,
+    }))
 }

@@ -7,6 +7,7 @@
 //! - `test`: the whole suite, as CI runs it (README's test command).
 //! - `run`: builds and runs the agent with defaults (README's run command).
 
+mod intensity;
 mod setup;
 
 use std::{
@@ -42,6 +43,15 @@ enum Task {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         cargo_args: Vec<String>,
+    },
+    /// Regenerate the bundled grid-intensity table from an unpacked codecarbon wheel.
+    GenIntensity {
+        /// Directory of the unpacked wheel (`python3 -m zipfile -e codecarbon-X.whl DIR`).
+        #[arg(long)]
+        wheel: PathBuf,
+        /// Output file.
+        #[arg(long, default_value = "carbon-ops-agent/src/carbon/data/intensity.json")]
+        out: PathBuf,
     },
     /// Build the agent (release, with its kernel object) and run it with these arguments.
     Run {
@@ -162,6 +172,7 @@ fn main() -> Result<()> {
             no_setup,
             cargo_args,
         } => test(no_setup, &cargo_args),
+        Task::GenIntensity { wheel, out } => intensity::generate(&wheel, &root().join(out)),
         Task::Run { args } => {
             setup::ensure()?;
             build_ebpf()?;

@@ -106,13 +106,14 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
             }))
         }
         Request::Estimate(req) => estimate(ctx, peer, &req),
-        Request::LedgerAppend { kind, mut payload } => {
+        Request::LedgerAppend { kind, payload } => {
             let ledger = ledger(ctx)?;
             if kind == "genesis" {
                 return Err(ProtoError::new("bad_request", "kind `genesis` is reserved"));
             }
-            // Entries from non-root peers carry the peer's uid, so no one can append as another.
-            payload.insert("appended_by_uid".into(), json!(peer.uid));
+            // Entries from non-root peers are wrapped with the kernel-reported uid, so no one
+            // can append as another.
+            let payload = peer_wrap(peer, payload);
             let (seq, hash) = ledger
                 .append(&kind, payload)
                 .map_err(|m| ProtoError::new("ledger", m))?;
@@ -124,6 +125,16 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
         Request::LedgerVerify {} => ledger(ctx)?
             .verify()
             .map_err(|m| ProtoError::new("ledger", m)),
+    }
+}
+
+fn peer_wrap(peer: Peer, payload: Map<String, Value>) -> Map<String, Value> {
+    if peer.root() {
+        return payload;
+    }
+    match crate::ledger::peer_payload(peer.uid, Value::Object(payload)) {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
 }
 
@@ -246,8 +257,7 @@ fn estimate(
         let Value::Object(payload) = value.clone() else {
             return Err(ProtoError::new("internal", "record is not an object"));
         };
-        let mut payload = payload;
-        payload.insert("appended_by_uid".into(), json!(peer.uid));
+        let payload = peer_wrap(peer, payload);
         let (seq, hash) = ledger
             .append("estimate", payload)
             .map_err(|m| ProtoError::new("ledger", m))?;
