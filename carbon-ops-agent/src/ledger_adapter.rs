@@ -71,7 +71,9 @@ pub fn open(path: &Path, disabled: bool) -> Option<Arc<LedgerAdapter>> {
                 tracing::warn!(?q, "ledger: a torn last line was moved to quarantine");
             }
             if report.head_file_repaired {
-                tracing::warn!("ledger: the head file was missing or behind and has been rewritten");
+                tracing::warn!(
+                    "ledger: the head file was missing or behind and has been rewritten"
+                );
             }
             tracing::info!(path = %path.display(), entries = report.entries, created = report.created, "ledger open and verified");
             let h = w.handle();

@@ -37,7 +37,8 @@ pub fn generate_with_iso(wheel_or_dir: &Path, iso_json: &Path, out: &Path) -> Re
     let version = wheel_version(wheel_or_dir);
     let mix_path = data.join("private_infra/global_energy_mix.json");
     let mix: Value = serde_json::from_str(
-        &fs::read_to_string(&mix_path).with_context(|| format!("reading {}", mix_path.display()))?,
+        &fs::read_to_string(&mix_path)
+            .with_context(|| format!("reading {}", mix_path.display()))?,
     )
     .with_context(|| format!("parsing {}", mix_path.display()))?;
     let iso: Value = serde_json::from_str(&fs::read_to_string(iso_json).with_context(|| {
@@ -50,14 +51,20 @@ pub fn generate_with_iso(wheel_or_dir: &Path, iso_json: &Path, out: &Path) -> Re
     let a2_of = alpha2_by_alpha3(&iso)?;
 
     let Some(mix) = mix.as_object() else {
-        bail!("{} is not a JSON object keyed by country", mix_path.display());
+        bail!(
+            "{} is not a JSON object keyed by country",
+            mix_path.display()
+        );
     };
     let mut countries = BTreeMap::new();
     let mut skipped = Vec::new();
     for (a3, entry) in mix {
         let intensity = entry.get("carbon_intensity").and_then(Value::as_f64);
         let year = entry.get("year").and_then(Value::as_u64);
-        let name = entry.get("country_name").and_then(Value::as_str).unwrap_or("");
+        let name = entry
+            .get("country_name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         match (intensity, year) {
             (Some(g), Some(y)) if g > 0.0 && g.is_finite() => {
                 countries.insert(
@@ -78,9 +85,10 @@ pub fn generate_with_iso(wheel_or_dir: &Path, iso_json: &Path, out: &Path) -> Re
     }
 
     let csv_path = data.join("cloud/impact.csv");
-    let csv = fs::read_to_string(&csv_path)
-        .with_context(|| format!("reading {}", csv_path.display()))?;
-    let cloud = parse_impact_csv(&csv).with_context(|| format!("parsing {}", csv_path.display()))?;
+    let csv =
+        fs::read_to_string(&csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
+    let cloud =
+        parse_impact_csv(&csv).with_context(|| format!("parsing {}", csv_path.display()))?;
 
     let table = json!({
         "generated_by": "cargo xtask gen-intensity (xtask/src/intensity.rs)",

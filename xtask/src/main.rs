@@ -50,7 +50,10 @@ enum Task {
         #[arg(long)]
         wheel: PathBuf,
         /// Output file.
-        #[arg(long, default_value = "carbon-ops-agent/src/carbon/data/intensity.json")]
+        #[arg(
+            long,
+            default_value = "carbon-ops-agent/src/carbon/data/intensity.json"
+        )]
         out: PathBuf,
     },
     /// Build the agent (release, with its kernel object) and run it with these arguments.
