@@ -11,8 +11,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator
 
 import pytest
 
@@ -57,7 +57,7 @@ def fake(sock_path: str) -> Iterator[FakeAgent]:
         agent.stop()
 
 
-def subprocess_env(**extra: str) -> Dict[str, str]:
+def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for a child Python that must import this same carbon_ops."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBON_OPS_")}
     env["PYTHONPATH"] = os.pathsep.join(

@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any
 
 MAX_LINE = 64 * 1024
 ESTIMATE_FIELDS = {
@@ -30,7 +30,7 @@ REGIONS = {"FR": ("FRA", 56.039, 2023), "FRA": ("FRA", 56.039, 2023)}
 class FakeAgent:
     """Serves ``status``, ``process``, ``top`` and ``estimate`` from the fields below."""
 
-    def __init__(self, path: str, default_region: Optional[str] = None) -> None:
+    def __init__(self, path: str, default_region: str | None = None) -> None:
         self.path = path
         self.default_region = default_region
         self.lock = threading.Lock()
@@ -42,23 +42,23 @@ class FakeAgent:
         self.host_busy_cpu_ns = 0
         self.host_energy_uj = 0
         #: pid -> process fields (cpu_time_ns, energy_uj, started, comm, ...).
-        self.processes: Dict[int, Dict[str, Any]] = {}
+        self.processes: dict[int, dict[str, Any]] = {}
         #: When set, an unknown pid is created, and each `process` answer for a pid not set by
         #: hand advances it by this step (at, cpu_time_ns, energy_uj, host_busy_cpu_ns).
-        self.auto_step: Optional[Tuple[float, int, int, int]] = None
+        self.auto_step: tuple[float, int, int, int] | None = None
         self._auto: set = set()
         #: Scripted replacements for the next answers: ("raw", bytes) | ("close", None) |
         #: ("error", (code, message)).
-        self.script: Deque[Tuple[str, Any]] = deque()
-        self.requests: List[Dict[str, Any]] = []
+        self.script: deque[tuple[str, Any]] = deque()
+        self.requests: list[dict[str, Any]] = []
         self.connections = 0
-        self._listener: Optional[socket.socket] = None
-        self._conns: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, instance_id: Optional[str] = None) -> "FakeAgent":
+    def start(self, instance_id: str | None = None) -> FakeAgent:
         """Listens (again); a new ``instance_id`` unless one is given, as after a restart."""
         self.instance_id = instance_id or uuid.uuid4().hex
         if os.path.exists(self.path):
@@ -173,10 +173,10 @@ class FakeAgent:
             conn.close()
 
     @staticmethod
-    def _send(conn: socket.socket, answer: Dict[str, Any]) -> None:
+    def _send(conn: socket.socket, answer: dict[str, Any]) -> None:
         conn.sendall(json.dumps(answer).encode() + b"\n")
 
-    def _answer(self, line: bytes) -> Dict[str, Any]:
+    def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             req = json.loads(line)
         except ValueError:
@@ -197,12 +197,12 @@ class FakeAgent:
             res = handler(fields)
         if isinstance(res, tuple):
             return _err(rid, *res)
-        out: Dict[str, Any] = {"v": 1, "ok": True, "result": res}
+        out: dict[str, Any] = {"v": 1, "ok": True, "result": res}
         if "id" in req:
             out["id"] = rid
         return out
 
-    def _status(self, f: Dict[str, Any]) -> Any:
+    def _status(self, f: dict[str, Any]) -> Any:
         total = self.host_energy_uj
         return {
             "version": "0.0.0-fake", "instance_id": self.instance_id,
@@ -217,7 +217,7 @@ class FakeAgent:
             "processes": len(self.processes),
         }
 
-    def _process(self, f: Dict[str, Any]) -> Any:
+    def _process(self, f: dict[str, Any]) -> Any:
         pid = f.get("pid")
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             return ("bad_request", "field `pid` must be a positive integer")
@@ -237,7 +237,7 @@ class FakeAgent:
         proc = self.processes[pid]
         e = proc.get("energy_uj")
         # host values first, so a test can override any of them per process (e.g. `at=None`)
-        p: Dict[str, Any] = {
+        p: dict[str, Any] = {
             "at": self.at, "host_busy_cpu_ns": self.host_busy_cpu_ns,
             "host_energy_uj": self.host_energy_uj, "energy_source": self.energy_source,
             "attribution_mode": self.attribution_mode, "uncertainty_rel": self.uncertainty_rel,
@@ -246,7 +246,7 @@ class FakeAgent:
         p.update(proc)
         return p
 
-    def _top(self, f: Dict[str, Any]) -> Any:
+    def _top(self, f: dict[str, Any]) -> Any:
         n, by = f.get("n", 10), f.get("by", "power")
         if by not in ("power", "energy") or not isinstance(n, int) or not 0 < n <= 1000:
             return ("bad_request", "`by` is power or energy, `n` is 1..1000")
@@ -256,7 +256,7 @@ class FakeAgent:
              "energy_uj": p["energy_uj"], "cpu_time_ns": p["cpu_time_ns"],
              "exited": p["exited"]} for p in procs]}
 
-    def _estimate(self, f: Dict[str, Any]) -> Any:
+    def _estimate(self, f: dict[str, Any]) -> Any:
         unknown = sorted(set(f) - ESTIMATE_FIELDS)
         if unknown:
             return ("bad_request", f"unknown field `{unknown[0]}`")
@@ -292,14 +292,14 @@ class FakeAgent:
         }
 
 
-def _new_process(pid: int) -> Dict[str, Any]:
+def _new_process(pid: int) -> dict[str, Any]:
     return {"pid": pid, "comm": "python3", "uid": os.getuid(), "cgroup": "/", "cpu_time_ns": 0,
             "energy_uj": 0, "allocation_ratio": 0.0, "started": 1_764_345_000.0,
             "exited": None}
 
 
-def _err(rid: Any, code: str, message: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"v": 1, "ok": False, "error": {"code": code, "message": message}}
+def _err(rid: Any, code: str, message: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"v": 1, "ok": False, "error": {"code": code, "message": message}}
     if rid is not None:
         out["id"] = rid
     return out

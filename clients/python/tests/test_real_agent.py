@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from carbon_ops import AgentClient, AgentError, AgentUnavailable, EnergyLogger
+
 from quickstart_text import QUICKSTART
 
 AGENT_BIN = os.environ.get("CARBON_OPS_AGENT_BIN")
@@ -58,7 +59,7 @@ class PowercapWriter:
             elapsed = time.monotonic() - self._t0
             self._write(START_UJ + int(WATTS * 1_000_000 * elapsed))
 
-    def __enter__(self) -> "PowercapWriter":
+    def __enter__(self) -> PowercapWriter:
         self._thread.start()
         return self
 

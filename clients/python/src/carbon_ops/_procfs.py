@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional
 
 
 def parse_stat_cpu_ns(stat: str, clk_tck: int) -> int:
@@ -18,13 +17,14 @@ def parse_stat_cpu_ns(stat: str, clk_tck: int) -> int:
     return (utime + stime) * 1_000_000_000 // clk_tck
 
 
-def process_cpu_ns(pid: int, proc_root: str = "/proc") -> Optional[int]:
+def process_cpu_ns(pid: int, proc_root: str = "/proc") -> int | None:
     """CPU time (user + system) of ``pid`` in ns: ``time.process_time_ns()`` for this process,
     else ``/proc/<pid>/stat``; None when the process cannot be read (gone, hidden)."""
     if pid == os.getpid() and proc_root == "/proc":
         return time.process_time_ns()
     try:
-        with open(os.path.join(proc_root, str(pid), "stat"), encoding="ascii", errors="replace") as f:
+        path = os.path.join(proc_root, str(pid), "stat")
+        with open(path, encoding="ascii", errors="replace") as f:
             stat = f.read()
         return parse_stat_cpu_ns(stat, os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):

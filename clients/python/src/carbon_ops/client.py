@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import threading
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .errors import AgentError, AgentUnavailable, ProtocolError
 
@@ -26,7 +26,7 @@ PROTOCOL_VERSION = 1
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
-def resolve_socket_path(socket_path: Optional[str] = None) -> str:
+def resolve_socket_path(socket_path: str | None = None) -> str:
     """The socket path: the argument, else ``$CARBON_OPS_SOCKET``, else ``/run/carbon-ops.sock``."""
     if socket_path:
         return os.fspath(socket_path)
@@ -42,10 +42,10 @@ class AgentClient:
     between threads (requests are serialised).
     """
 
-    def __init__(self, socket_path: Optional[str] = None, timeout: float = 2.0) -> None:
+    def __init__(self, socket_path: str | None = None, timeout: float = 2.0) -> None:
         self.socket_path = resolve_socket_path(socket_path)
         self.timeout = timeout
-        self._sock: Optional[socket.socket] = None
+        self._sock: socket.socket | None = None
         self._buf = b""
         self._next_id = 1
         self._lock = threading.Lock()
@@ -63,8 +63,9 @@ class AgentClient:
         except OSError as exc:
             s.close()
             raise AgentUnavailable(
-                f"cannot connect to the carbon-ops agent at {self.socket_path}: {exc.strerror or exc}"
-                f" (is carbon-ops-agent running? set {SOCKET_ENV} to its --socket path)"
+                f"cannot connect to the carbon-ops agent at {self.socket_path}: "
+                f"{exc.strerror or exc} (is carbon-ops-agent running? set {SOCKET_ENV} to "
+                "its --socket path)"
             ) from exc
         self._sock = s
         self._buf = b""
@@ -85,7 +86,7 @@ class AgentClient:
         self._sock = None
         self._buf = b""
 
-    def __enter__(self) -> "AgentClient":
+    def __enter__(self) -> AgentClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -93,12 +94,12 @@ class AgentClient:
 
     # -- requests -----------------------------------------------------------------------
 
-    def request(self, op: str, **fields: Any) -> Dict[str, Any]:
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Sends ``{"v": 1, "op": op, **fields, "id": n}`` and returns the answer's result."""
         with self._lock:
             rid = self._next_id
             self._next_id += 1
-            msg: Dict[str, Any] = {"v": PROTOCOL_VERSION, "op": op}
+            msg: dict[str, Any] = {"v": PROTOCOL_VERSION, "op": op}
             msg.update(fields)
             msg["id"] = rid
             try:
@@ -108,7 +109,7 @@ class AgentClient:
             answer = self._exchange(line)
             return self._result(answer, rid)
 
-    def _exchange(self, line: bytes) -> Dict[str, Any]:
+    def _exchange(self, line: bytes) -> dict[str, Any]:
         reused = self._sock is not None
         try:
             return self._send_recv(line)
@@ -127,7 +128,7 @@ class AgentClient:
                 f"the carbon-ops agent at {self.socket_path} closed the connection"
             ) from None
 
-    def _send_recv(self, line: bytes) -> Dict[str, Any]:
+    def _send_recv(self, line: bytes) -> dict[str, Any]:
         sock = self._sock if self._sock is not None else self._connect()
         try:
             sock.sendall(line)
@@ -177,7 +178,7 @@ class AgentClient:
             got_any = True
             self._buf += chunk
 
-    def _result(self, answer: Dict[str, Any], rid: int) -> Dict[str, Any]:
+    def _result(self, answer: dict[str, Any], rid: int) -> dict[str, Any]:
         if answer.get("v") != PROTOCOL_VERSION:
             self._drop()
             raise ProtocolError(f"the agent answered protocol version {answer.get('v')!r}, not 1")
@@ -207,19 +208,19 @@ class AgentClient:
 
     # -- ops ----------------------------------------------------------------------------
 
-    def status(self) -> Dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """The ``status`` op: energy source, attribution mode, zones, cumulative energy, ..."""
         return self.request("status")
 
-    def process(self, pid: int) -> Dict[str, Any]:
+    def process(self, pid: int) -> dict[str, Any]:
         """The ``process`` op: one process's cumulative CPU time and energy, plus host totals."""
         return self.request("process", pid=int(pid))
 
-    def top(self, n: int = 10, by: str = "power") -> Dict[str, Any]:
+    def top(self, n: int = 10, by: str = "power") -> dict[str, Any]:
         """The ``top`` op: the ``n`` processes with most ``power`` (default) or ``energy``."""
         return self.request("top", n=int(n), by=by)
 
-    def estimate(self, **fields: Any) -> Dict[str, Any]:
+    def estimate(self, **fields: Any) -> dict[str, Any]:
         """The ``estimate`` op: a carbon record (fields as in docs/carbon.md; None omitted)."""
         return self.request("estimate", **{k: v for k, v in fields.items() if v is not None})
 

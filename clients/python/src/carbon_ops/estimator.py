@@ -11,7 +11,7 @@ import copy
 import datetime as _dt
 import math
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Union
 
 from .client import AgentClient
 from .errors import AgentError, CarbonOpsError
@@ -24,7 +24,7 @@ REGION_ENV = "CARBON_OPS_REGION"
 Timestamp = Union[float, int, str, _dt.datetime]
 
 
-def format_rfc3339(ts: Timestamp) -> Optional[str]:
+def format_rfc3339(ts: Timestamp) -> str | None:
     """A span bound as the agent writes it: RFC 3339 UTC, milliseconds only when non-zero."""
     if isinstance(ts, str):
         return ts
@@ -45,11 +45,13 @@ def _to_unix(ts: _dt.datetime) -> float:
     return ts.timestamp()
 
 
-def _wire_ts(ts: Timestamp) -> Union[float, int, str]:
+def _wire_ts(ts: Timestamp) -> float | int | str:
     if isinstance(ts, _dt.datetime):
         return _to_unix(ts)
     if isinstance(ts, bool) or not isinstance(ts, (int, float, str)):
-        raise TypeError(f"a timestamp is unix seconds, an RFC 3339 string or a datetime, not {ts!r}")
+        raise TypeError(
+            f"a timestamp is unix seconds, an RFC 3339 string or a datetime, not {ts!r}"
+        )
     if isinstance(ts, float) and not math.isfinite(ts):
         raise ValueError(f"timestamp {ts!r} is not finite")
     return ts
@@ -59,7 +61,7 @@ class CarbonRecord:
     """A carbon estimate. ``to_dict()`` is the agent's record (docs/carbon.md); when no
     estimate could be made, the same keys with null figures plus ``note``."""
 
-    def __init__(self, data: Dict[str, Any], note: Optional[str] = None) -> None:
+    def __init__(self, data: dict[str, Any], note: str | None = None) -> None:
         self._data = data
         self.note = note
 
@@ -69,13 +71,13 @@ class CarbonRecord:
         return self.note is None
 
     @property
-    def carbon_emissions_gco2(self) -> Optional[float]:
+    def carbon_emissions_gco2(self) -> float | None:
         return self._data.get("carbon_emissions_gco2")
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = copy.deepcopy(self._data)
         if self.note is not None:
             d["note"] = self.note
@@ -95,18 +97,20 @@ class CarbonEstimator:
 
     def __init__(
         self,
-        region: Optional[str] = None,
-        pue: Optional[float] = None,
+        region: str | None = None,
+        pue: float | None = None,
         method: str = "analytical_truncated",
         confidence: float = 0.95,
-        socket_path: Optional[str] = None,
+        socket_path: str | None = None,
         strict: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         c = confidence / 100.0 if confidence >= 1 else confidence
         if not (math.isfinite(c) and 0 < c < 1):
-            raise ValueError(f"confidence must be in (0, 1) or [1, 100) percent, not {confidence!r}")
+            raise ValueError(
+                f"confidence must be in (0, 1) or [1, 100) percent, not {confidence!r}"
+            )
         if pue is not None and not (math.isfinite(pue) and pue >= 1):
             raise ValueError(f"pue must be a finite number >= 1, not {pue!r}")
         self.region = region if region is not None else (os.environ.get(REGION_ENV) or None)
@@ -123,8 +127,8 @@ class CarbonEstimator:
         self,
         start_ts: Timestamp,
         end_ts: Timestamp,
-        energy_wh: Optional[float],
-        energy_sigma_wh: Optional[float] = None,
+        energy_wh: float | None,
+        energy_sigma_wh: float | None = None,
     ) -> CarbonRecord:
         """Carbon of ``energy_wh`` (Wh at the IT equipment) used over ``[start_ts, end_ts]``
         (unix seconds, RFC 3339 or aware datetimes)."""
@@ -164,13 +168,13 @@ class CarbonEstimator:
         self,
         start_ts: Timestamp,
         end_ts: Timestamp,
-        energy_wh: Optional[float],
-        energy_sigma_wh: Optional[float],
+        energy_wh: float | None,
+        energy_sigma_wh: float | None,
         note: str,
     ) -> CarbonRecord:
         """The record's keys; only the caller's own inputs filled in, every figure null."""
         c = self.confidence if self.confidence >= 1 else self.confidence * 100.0
-        data: Dict[str, Any] = {
+        data: dict[str, Any] = {
             "energy_consumed_wh": energy_wh,
             "energy_consumed_kwh": None if energy_wh is None else energy_wh / 1000.0,
             "total_energy_with_pue_kwh": None,
@@ -208,7 +212,7 @@ class CarbonEstimator:
         return CarbonRecord(data, note)
 
 
-def _safe_rfc3339(ts: Timestamp) -> Optional[str]:
+def _safe_rfc3339(ts: Timestamp) -> str | None:
     try:
         return format_rfc3339(ts)
     except (ValueError, OverflowError, TypeError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ._procfs import process_cpu_ns
 from .client import AgentClient
@@ -32,10 +32,10 @@ class _Snapshot:
     """One reading: always the local clock and CPU time; the agent's answer when it gave one."""
 
     local_time: float
-    local_cpu_ns: Optional[int]
-    agent: Optional[Dict[str, Any]]
-    instance_id: Optional[str]
-    error: Optional[str]
+    local_cpu_ns: int | None
+    agent: dict[str, Any] | None
+    instance_id: str | None
+    error: str | None
 
     @property
     def ts(self) -> float:
@@ -44,7 +44,7 @@ class _Snapshot:
         return self.local_time
 
 
-def _check_process_answer(p: Dict[str, Any]) -> Optional[str]:
+def _check_process_answer(p: dict[str, Any]) -> str | None:
     for key in _COUNTERS:
         v = p.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -61,10 +61,10 @@ class EnergyLogger:
     The constructor takes the baseline and never raises when the agent is down.
     """
 
-    def __init__(self, socket_path: Optional[str] = None, pid: Optional[int] = None) -> None:
+    def __init__(self, socket_path: str | None = None, pid: int | None = None) -> None:
         self.pid = os.getpid() if pid is None else int(pid)
         self._client = AgentClient(socket_path)
-        self._instance_id: Optional[str] = None
+        self._instance_id: str | None = None
         self._instance_conn = -1
         self._prev = self._snapshot()
 
@@ -81,7 +81,7 @@ class EnergyLogger:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "EnergyLogger":
+    def __enter__(self) -> EnergyLogger:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -116,7 +116,7 @@ class EnergyLogger:
 
     # -- windows ------------------------------------------------------------------------
 
-    def log_metrics(self, label: str) -> Dict[str, Any]:
+    def log_metrics(self, label: str) -> dict[str, Any]:
         """The window since the previous call (or construction), as a dict; never raises
         because of the agent. Keys: ``label``, ``timestamp_start``, ``timestamp_end``, ``pid``,
         ``energy`` {``energy_wh_total``, ``energy_uj``, ``cpu_time_ns``}, ``allocation_ratio``,
@@ -141,7 +141,7 @@ class EnergyLogger:
         return self._monitor_only(label, prev, cur, start, end, note)
 
     @staticmethod
-    def _rebaseline_reason(prev: _Snapshot, cur: _Snapshot) -> Optional[str]:
+    def _rebaseline_reason(prev: _Snapshot, cur: _Snapshot) -> str | None:
         a, b = prev.agent or {}, cur.agent or {}
         if prev.instance_id != cur.instance_id:
             return "the agent restarted (instance_id changed), its counters started again"
@@ -153,8 +153,8 @@ class EnergyLogger:
         return None
 
     def _measured(
-        self, label: str, a: Dict[str, Any], b: Dict[str, Any], start: float, end: float
-    ) -> Dict[str, Any]:
+        self, label: str, a: dict[str, Any], b: dict[str, Any], start: float, end: float
+    ) -> dict[str, Any]:
         d_uj = b["energy_uj"] - a["energy_uj"]
         d_cpu = b["cpu_time_ns"] - a["cpu_time_ns"]
         d_host = b["host_busy_cpu_ns"] - a["host_busy_cpu_ns"]
@@ -184,8 +184,8 @@ class EnergyLogger:
         start: float,
         end: float,
         note: str,
-    ) -> Dict[str, Any]:
-        cpu: Optional[int] = None
+    ) -> dict[str, Any]:
+        cpu: int | None = None
         if prev.local_cpu_ns is not None and cur.local_cpu_ns is not None:
             cpu = max(0, cur.local_cpu_ns - prev.local_cpu_ns)
         return {
