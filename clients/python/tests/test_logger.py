@@ -254,3 +254,14 @@ def test_answer_missing_a_counter_is_not_trusted(fake, field):
     log = EnergyLogger(socket_path=fake.path, pid=PID)
     m = log.log_metrics("x")
     assert m["attribution_mode"] == MONITOR_ONLY and field in m["note"]
+
+
+def test_status_is_asked_once_per_connection(fake):
+    baseline(fake)
+    log = EnergyLogger(socket_path=fake.path, pid=PID)
+    for _ in range(3):
+        log.log_metrics("x")
+    fake.drop_connections()
+    log.log_metrics("after drop")
+    assert [r["op"] for r in fake.requests] == [
+        "status", "process", "process", "process", "process", "process", "status"]

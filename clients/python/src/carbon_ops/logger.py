@@ -99,7 +99,8 @@ class EnergyLogger:
         local_time = time.time()
         local_cpu = process_cpu_ns(self.pid)
         try:
-            if self._instance_id is None or self._client.connections != self._instance_conn:
+            if self._client.connections != self._instance_conn:
+                # status once per connection: a new connection may reach a restarted agent
                 self._refresh_instance()
             p = self._client.process(self.pid)
             if self._client.connections != self._instance_conn:
