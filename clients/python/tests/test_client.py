@@ -210,3 +210,11 @@ def test_answer_bytes_split_across_reads():
     assert [json.loads(x)["id"] for x in sent] == [1, 2]
     a.close()
     b.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root connects regardless of the socket's mode")
+def test_permission_denied_names_the_group(fake):
+    os.chmod(fake.path, 0)
+    with pytest.raises(AgentUnavailable) as e:
+        AgentClient(fake.path).status()
+    assert "carbon-users" in str(e.value)

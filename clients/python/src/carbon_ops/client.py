@@ -62,6 +62,11 @@ class AgentClient:
             s.connect(self.socket_path)
         except OSError as exc:
             s.close()
+            if isinstance(exc, PermissionError):
+                raise AgentUnavailable(
+                    f"no permission to connect to the carbon-ops agent at {self.socket_path}: "
+                    "add this user to the socket's group (carbon-users) and log in again"
+                ) from exc
             raise AgentUnavailable(
                 f"cannot connect to the carbon-ops agent at {self.socket_path}: "
                 f"{exc.strerror or exc} (is carbon-ops-agent running? set {SOCKET_ENV} to "
