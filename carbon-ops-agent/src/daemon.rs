@@ -74,6 +74,9 @@ pub struct AgentArgs {
     /// Kernel BTF (for the eBPF programs' field offsets).
     #[arg(long, default_value = VMLINUX_BTF)]
     pub btf: PathBuf,
+    /// Region for `estimate` requests that name none (ISO country code or cloud region).
+    #[arg(long)]
+    pub region: Option<String>,
     /// Most connections served at once.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
@@ -266,6 +269,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let ctx = Arc::new(Ctx {
         shared,
         ledger: ledger.clone().map(|l| l as Arc<dyn server::ops::LedgerOps>),
+        default_region: args.region.clone(),
     });
     let limits = Limits {
         max_connections: args.max_connections,

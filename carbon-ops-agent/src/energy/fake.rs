@@ -115,12 +115,16 @@ impl FakePowercap {
         self.state.get(id).map(|&(v, _)| v)
     }
 
-    /// Set a zone's counter (in place, as the kernel's attribute would change).
+    /// Set a zone's counter. Written to a temporary file and renamed over `energy_uj`, so a
+    /// concurrent reader always sees a whole value, as it does with the kernel's attribute
+    /// (a truncate-then-write would let a reader see an empty file: a false stale zone).
     pub fn set_energy(&mut self, id: &str, value: u64) -> io::Result<()> {
         let dir = self
             .zone_dir(id)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        std::fs::write(dir.join("energy_uj"), format!("{value}\n"))?;
+        let tmp = dir.join(".energy_uj.tmp");
+        std::fs::write(&tmp, format!("{value}\n"))?;
+        std::fs::rename(&tmp, dir.join("energy_uj"))?;
         if let Some(s) = self.state.get_mut(id) {
             s.0 = value;
         }

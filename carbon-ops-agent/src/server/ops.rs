@@ -53,6 +53,8 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     /// The ledger, when one is configured and open.
     pub ledger: Option<Arc<dyn LedgerOps>>,
+    /// Region used by `estimate` when a request names neither a region nor a series.
+    pub default_region: Option<String>,
 }
 
 /// Parses and answers one line.

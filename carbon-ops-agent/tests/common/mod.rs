@@ -33,11 +33,21 @@ pub struct FakeRapl {
 impl FakeRapl {
     pub fn start() -> FakeRapl {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut pc = FakePowercap::build(dir.path(), &[FakeZone::new("intel-rapl:0", "package-0", RANGE_UJ, 0)]).expect("fake tree");
+        let mut pc = FakePowercap::build(
+            dir.path(),
+            &[FakeZone::new("intel-rapl:0", "package-0", RANGE_UJ, 0)],
+        )
+        .expect("fake tree");
         let class_root = pc.class_root();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let writer = std::thread::spawn(move || {
+            // Real-time priority where allowed, so the fake "hardware" keeps its constant power
+            // even when the tests saturate the CPUs (a starved writer would deliver energy in
+            // bursts).
+            let param = libc::sched_param { sched_priority: 50 };
+            // SAFETY: valid pointer; failure (not root) just leaves normal priority.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
             // Advance by elapsed time × power every 5 ms, so energy tracks wall time exactly.
             let start = Instant::now();
             let mut written = 0u64;
@@ -49,7 +59,12 @@ impl FakeRapl {
             }
             written
         });
-        FakeRapl { dir, class_root, stop, writer: Some(writer) }
+        FakeRapl {
+            dir,
+            class_root,
+            stop,
+            writer: Some(writer),
+        }
     }
 }
 
@@ -75,16 +90,23 @@ impl Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("agent.sock");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carbon-ops-agent"));
-        cmd.args(["--rapl-mode", "sysfs", "--attribution", attribution, "--interval", "100ms"])
-            .arg("--powercap-root")
-            .arg(&rapl.class_root)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--ledger")
-            .arg(dir.path().join("ledger.jsonl"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--rapl-mode",
+            "sysfs",
+            "--attribution",
+            attribution,
+            "--interval",
+            "100ms",
+        ])
+        .arg("--powercap-root")
+        .arg(&rapl.class_root)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--ledger")
+        .arg(dir.path().join("ledger.jsonl"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let child = cmd.spawn().expect("spawn agent");
         let mut agent = Agent { child, socket, dir };
         agent.wait_ready();
@@ -150,8 +172,12 @@ pub struct LineClient {
 impl LineClient {
     pub fn connect(path: &Path) -> LineClient {
         let s = UnixStream::connect(path).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        LineClient { reader: BufReader::new(s.try_clone().expect("clone")), writer: s }
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        LineClient {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        }
     }
 
     /// Sends raw bytes (a newline is not added).
@@ -200,9 +226,16 @@ pub fn privileged(test: &str) -> bool {
 /// Sum of `/proc/<pid>/task/*/schedstat` first fields.
 pub fn schedstat_ns(pid: u32) -> u64 {
     let mut total = 0;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir").flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .flatten()
+    {
         let text = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
-        total += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
     }
     total
 }
