@@ -87,8 +87,18 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on `rapl` with `extra` arguments and waits for its socket.
     pub fn start(rapl: &FakeRapl, attribution: &str, extra: &[&str]) -> Agent {
+        Agent::start_at(rapl, attribution, None, extra)
+    }
+
+    /// [`Agent::start`] on a given socket path.
+    pub fn start_at(
+        rapl: &FakeRapl,
+        attribution: &str,
+        socket: Option<&Path>,
+        extra: &[&str],
+    ) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("agent.sock");
+        let socket = socket.map_or_else(|| dir.path().join("agent.sock"), Path::to_path_buf);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carbon-ops-agent"));
         cmd.args([
             "--rapl-mode",
