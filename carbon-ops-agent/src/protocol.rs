@@ -36,6 +36,11 @@ pub enum Request {
         /// Its PID.
         pid: u32,
     },
+    /// A process and all its descendants, summed.
+    Tree {
+        /// The root's PID.
+        pid: u32,
+    },
     /// The top processes.
     Top {
         /// How many (default 10, at most 1000).
@@ -126,9 +131,10 @@ pub fn parse_request(line: &[u8]) -> Result<Envelope, (Option<Value>, ProtoError
         }
         None => return Err((id, ProtoError::new("bad_request", "missing \"op\""))),
     };
-    const OPS: [&str; 7] = [
+    const OPS: [&str; 8] = [
         "status",
         "process",
+        "tree",
         "top",
         "estimate",
         "ledger_append",

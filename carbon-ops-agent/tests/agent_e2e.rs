@@ -253,3 +253,48 @@ fn short_lived_processes_are_found_after_exit() {
         "procfs found {procfs_found}/100 processes of 5 ms: expected to miss most"
     );
 }
+
+#[test]
+fn tree_sums_children_and_grandchildren() {
+    if !privileged("tree_sums_children_and_grandchildren") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let rapl = FakeRapl::start();
+    let agent = Agent::start(&rapl, "ebpf", &[]);
+    // sh → two subshells → each runs a grandchild sh; everything burns a little and is waited.
+    let burn = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done";
+    let script =
+        format!("({burn}; sh -c '{burn}'; true) & ({burn}; sh -c '{burn}'; true) & {burn}; wait");
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .expect("sh");
+    let pid = child.id();
+    // The kernel's account of the whole tree: wait4's rusage covers waited-for descendants.
+    let mut status = 0;
+    // SAFETY: zeroed rusage is valid output storage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: reaping our own child.
+    assert_eq!(
+        unsafe { libc::wait4(pid as i32, &mut status, 0, &mut ru) },
+        pid as i32
+    );
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    let reference = tv(ru.ru_utime) + tv(ru.ru_stime);
+    std::thread::sleep(Duration::from_millis(400));
+    let t = agent.client().op("tree", json!({"pid": pid}));
+    assert_eq!(t["ok"], true, "{t}");
+    let r = &t["result"];
+    let cpu = r["cpu_time_ns"].as_u64().expect("cpu");
+    eprintln!(
+        "tree: {} processes, {cpu} ns (wait4 says {reference} ns), {} µJ",
+        r["processes"], r["energy_uj"]
+    );
+    assert!(r["processes"].as_u64().expect("n") >= 5, "{r}");
+    assert!(
+        (cpu as f64 / reference as f64 - 1.0).abs() <= 0.05,
+        "{cpu} vs {reference}"
+    );
+    assert!(r["energy_uj"].as_u64().expect("uj") > 0);
+}

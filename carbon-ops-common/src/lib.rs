@@ -30,6 +30,8 @@ pub const PROG_SCHED_EXIT: &str = "sched_process_exit";
 pub const GLOBAL_OFF_TGID: &str = "OFF_TGID";
 /// Global set at load time: byte offset of `task_struct.group_leader`.
 pub const GLOBAL_OFF_GROUP_LEADER: &str = "OFF_GROUP_LEADER";
+/// Global set at load time: byte offset of `task_struct.real_parent`.
+pub const GLOBAL_OFF_REAL_PARENT: &str = "OFF_REAL_PARENT";
 /// Global set at load time: byte offset of `task_struct.start_boottime`.
 pub const GLOBAL_OFF_START_BOOTTIME: &str = "OFF_START_BOOTTIME";
 
@@ -92,8 +94,8 @@ pub struct ExitRecord {
     pub cgroup_id: u64,
     /// Real uid at exit.
     pub uid: u32,
-    /// Explicit padding; always zero.
-    pub pad: u32,
+    /// Thread-group id of the parent at exit (after any re-parenting to a subreaper).
+    pub ppid: u32,
     /// `comm` of the exiting thread, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }

@@ -50,6 +50,9 @@ static OFF_TGID: u32 = 0;
 /// Byte offset of `task_struct.group_leader`; set by the loader.
 #[unsafe(no_mangle)]
 static OFF_GROUP_LEADER: u32 = 0;
+/// Byte offset of `task_struct.real_parent`; set by the loader.
+#[unsafe(no_mangle)]
+static OFF_REAL_PARENT: u32 = 0;
 /// Byte offset of `task_struct.start_boottime`; set by the loader.
 #[unsafe(no_mangle)]
 static OFF_START_BOOTTIME: u32 = 0;
@@ -188,13 +191,15 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
     }
     let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+    let parent: *const u8 = read_at(task, global(&OFF_REAL_PARENT))?;
+    let ppid: u32 = read_at(parent, global(&OFF_TGID)).unwrap_or(0);
     let record = ExitRecord {
         // SAFETY: plain helper calls.
         exit_ns: unsafe { bpf_ktime_get_ns() },
         // SAFETY: as above.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         uid: bpf_get_current_uid_gid() as u32,
-        pad: 0,
+        ppid,
         comm,
     };
     if EXITS.insert(key, record, 0).is_err() {

@@ -22,7 +22,7 @@ use crate::{
     energy::{Ticker, meter::EnergyTick, meter::Meter},
     tasks::{
         AttributionMode, ProcessId, TaskStats, boottime_now_ns, delta::Differ, monotonic_now_ns,
-        procfs::live_comm_uid,
+        procfs::live_meta,
     },
 };
 
@@ -223,11 +223,12 @@ impl Engine {
         debug_assert!(attr.conserves());
         let root = self.proc_root.clone();
         let mut meta = |id: ProcessId| {
-            live_comm_uid(&root, id.pid)
-                .map(|(comm, uid)| ProcMeta { comm, uid })
+            live_meta(&root, id.pid)
+                .map(|(comm, uid, ppid)| ProcMeta { comm, uid, ppid })
                 .unwrap_or(ProcMeta {
                     comm: String::new(),
                     uid: u32::MAX,
+                    ppid: 0,
                 })
         };
         store.apply(&clocks, &delta, &attr, &mut meta);

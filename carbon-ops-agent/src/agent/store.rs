@@ -23,6 +23,8 @@ pub struct ProcMeta {
     pub comm: String,
     /// Its real uid (`u32::MAX` where unknown).
     pub uid: u32,
+    /// Its parent's PID (0 where unknown).
+    pub ppid: u32,
 }
 
 /// One process's cumulative figures.
@@ -34,6 +36,8 @@ pub struct ProcRecord {
     pub comm: String,
     /// Real uid.
     pub uid: u32,
+    /// Parent PID when first seen (at exit for processes first seen exiting).
+    pub ppid: u32,
     /// cgroup v2 id.
     pub cgroup_id: u64,
     /// On-CPU ns since the agent first saw it.
@@ -214,6 +218,7 @@ impl Store {
                 Some(e) => ProcMeta {
                     comm: e.comm.clone(),
                     uid: e.uid,
+                    ppid: e.ppid,
                 },
                 None => meta(id),
             };
@@ -221,6 +226,7 @@ impl Store {
                 id,
                 comm: m.comm,
                 uid: m.uid,
+                ppid: m.ppid,
                 cgroup_id: exit.map_or(0, |e| e.cgroup_id),
                 cpu_time_ns: 0,
                 energy_uj: 0,
@@ -231,6 +237,30 @@ impl Store {
                 ring_tick: [0; RING],
             }
         })
+    }
+
+    /// `root` and all its descendants (by parent PID, each started no earlier than its
+    /// parent, so a reused PID does not pull in strangers), live or exited.
+    pub fn tree(&self, root: ProcessId) -> Vec<&ProcRecord> {
+        let mut children: HashMap<u32, Vec<&ProcRecord>> = HashMap::new();
+        for r in self.procs.values() {
+            children.entry(r.ppid).or_default().push(r);
+        }
+        let mut out = Vec::new();
+        let mut stack: Vec<(u32, u64)> = vec![(root.pid, root.start_boottime_ns)];
+        if let Some(r) = self.procs.get(&root) {
+            out.push(r);
+        }
+        let mut seen = std::collections::HashSet::new();
+        while let Some((pid, start)) = stack.pop() {
+            for c in children.get(&pid).into_iter().flatten() {
+                if c.id != root && c.id.start_boottime_ns >= start && seen.insert(c.id) {
+                    out.push(c);
+                    stack.push((c.id.pid, c.id.start_boottime_ns));
+                }
+            }
+        }
+        out
     }
 
     /// The newest process with this PID.

@@ -52,6 +52,7 @@ fn meta(_: ProcessId) -> ProcMeta {
     ProcMeta {
         comm: "live".into(),
         uid: 1000,
+        ppid: 1,
     }
 }
 
@@ -104,6 +105,7 @@ fn exits_are_kept_for_the_retention_window_and_pid_reuse_is_separate() {
         id: old,
         exit_monotonic_ns: 49_000_000_000,
         uid: 0,
+        ppid: 1,
         comm: "short".into(),
         cgroup_id: 3,
     };
@@ -123,4 +125,33 @@ fn exits_are_kept_for_the_retention_window_and_pid_reuse_is_separate() {
     s.apply(&CLOCKS, &d, &t, &mut meta);
     assert_eq!(s.procs.len(), 1);
     assert!(s.procs.contains_key(&new));
+}
+
+#[test]
+fn tree_follows_parents_and_ignores_reused_pids() {
+    let mut s = Store::new(600.0);
+    let mut m = |id: ProcessId| ProcMeta {
+        comm: "p".into(),
+        uid: 0,
+        ppid: match id.pid {
+            20 => 10,
+            30 => 20,
+            40 => 10,
+            _ => 1,
+        },
+    };
+    // 10 → 20 → 30, 10 → 40 (40 started before 10: a reused pid, not a child), 50 unrelated.
+    let ids = [
+        id(10, 100),
+        id(20, 200),
+        id(30, 300),
+        id(40, 50),
+        id(50, 400),
+    ];
+    let tasks: Vec<(ProcessId, u64, u64)> = ids.iter().map(|&i| (i, 1000, 7)).collect();
+    let (d, t) = tick(49_000_000_000, &tasks, vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut m);
+    let mut pids: Vec<u32> = s.tree(id(10, 100)).iter().map(|r| r.id.pid).collect();
+    pids.sort_unstable();
+    assert_eq!(pids, vec![10, 20, 30]);
 }

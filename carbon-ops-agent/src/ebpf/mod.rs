@@ -22,9 +22,9 @@ use aya::{
     programs::RawTracePoint,
 };
 use carbon_ops_common::{
-    COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_OFF_GROUP_LEADER, GLOBAL_OFF_START_BOOTTIME,
-    GLOBAL_OFF_TGID, MAP_COUNTERS, MAP_CPU_SLICE, MAP_EXITS, MAP_IDLE, MAP_TASKS, PROG_SCHED_EXIT,
-    PROG_SCHED_SWITCH, TaskCpu, TaskKey,
+    COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_OFF_GROUP_LEADER, GLOBAL_OFF_REAL_PARENT,
+    GLOBAL_OFF_START_BOOTTIME, GLOBAL_OFF_TGID, MAP_COUNTERS, MAP_CPU_SLICE, MAP_EXITS, MAP_IDLE,
+    MAP_TASKS, PROG_SCHED_EXIT, PROG_SCHED_SWITCH, TaskCpu, TaskKey,
 };
 use thiserror::Error;
 
@@ -161,6 +161,7 @@ impl EbpfTaskStats {
         let off_tgid = off("tgid")?;
         let off_leader = off("group_leader")?;
         let off_start = off("start_boottime")?;
+        let off_parent = off("real_parent")?;
         let has_group_dead = u32::from(
             kbtf.raw_tracepoint_arity(PROG_SCHED_EXIT)
                 .map_err(EbpfError::Btf)?
@@ -174,6 +175,7 @@ impl EbpfTaskStats {
             .override_global(GLOBAL_OFF_TGID, &off_tgid, true)
             .override_global(GLOBAL_OFF_GROUP_LEADER, &off_leader, true)
             .override_global(GLOBAL_OFF_START_BOOTTIME, &off_start, true)
+            .override_global(GLOBAL_OFF_REAL_PARENT, &off_parent, true)
             .override_global("HAS_GROUP_DEAD", &has_group_dead, true)
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
@@ -299,6 +301,7 @@ impl TaskStats for EbpfTaskStats {
                     id: id_of(&key),
                     exit_monotonic_ns: rec.exit_ns,
                     uid: rec.uid,
+                    ppid: rec.ppid,
                     comm: comm_string(&rec.comm),
                     cgroup_id: rec.cgroup_id,
                 });

@@ -101,6 +101,11 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
             visible(peer, rec)?;
             Ok(process(shared, s, rec))
         }),
+        Request::Tree { pid } => shared.with_view(peer.root(), |s| {
+            let rec = s.by_pid(pid).ok_or_else(|| not_found(pid))?;
+            visible(peer, rec)?;
+            Ok(tree(shared, s, peer, rec))
+        }),
         Request::Top { n, by } => {
             let n = n.unwrap_or(10).min(1000);
             Ok(shared.with_view(peer.root(), |s| {
@@ -180,6 +185,7 @@ fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
         "start_boottime_ns": r.id.start_boottime_ns,
         "comm": r.comm,
         "uid": r.uid,
+        "ppid": r.ppid,
         "cgroup": r.cgroup_id,
         "cpu_time_ns": r.cpu_time_ns,
         "energy_uj": r.energy_uj,
@@ -193,6 +199,32 @@ fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
         "host_energy_uj": s.energy.total_uj,
         "energy_source": shared.info.energy_source,
         "attribution_mode": shared.info.attribution_mode,
+    })
+}
+
+fn tree(shared: &Shared, s: &Store, peer: Peer, root: &ProcRecord) -> Value {
+    let all = s.tree(root.id);
+    let (mut cpu, mut uj, mut n, mut hidden) = (0u64, 0u64, 0usize, 0usize);
+    for r in &all {
+        if peer.root() || r.uid == peer.uid {
+            cpu += r.cpu_time_ns;
+            uj += r.energy_uj;
+            n += 1;
+        } else {
+            hidden += 1;
+        }
+    }
+    json!({
+        "pid": root.id.pid,
+        "processes": n,
+        "hidden_processes": hidden,
+        "cpu_time_ns": cpu,
+        "energy_uj": uj,
+        "energy_wh_total": MicroJoules(uj).watt_hours(),
+        "uncertainty_rel": s.uncertainty_rel,
+        "attribution_mode": shared.info.attribution_mode,
+        "energy_source": shared.info.energy_source,
+        "at": s.at_unix,
     })
 }
 

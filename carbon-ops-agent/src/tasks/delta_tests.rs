@@ -74,6 +74,7 @@ fn exited_processes_are_forgotten_after_their_final_delta() {
         id: id(10, 1),
         exit_monotonic_ns: 1,
         uid: 0,
+        ppid: 1,
         comm: "x".into(),
         cgroup_id: 0,
     });

@@ -75,6 +75,8 @@ pub struct ExitInfo {
     pub exit_monotonic_ns: u64,
     /// Real uid at exit (`u32::MAX` where unknown).
     pub uid: u32,
+    /// Parent's PID at exit (0 where unknown).
+    pub ppid: u32,
     /// Name of the exiting thread.
     pub comm: String,
     /// cgroup v2 id at exit.

@@ -21,6 +21,8 @@ pub struct PidStat {
     pub pid: u32,
     /// Field 2, without its parentheses (it may hold spaces and parentheses itself).
     pub comm: String,
+    /// Field 4: parent PID.
+    pub ppid: u32,
     /// Fields 14 + 15: user + system time of all threads, in clock ticks.
     pub cpu_ticks: u64,
     /// Field 22: start time in clock ticks since boot.
@@ -52,6 +54,7 @@ pub fn parse_pid_stat(text: &str) -> Result<PidStat, String> {
     Ok(PidStat {
         pid,
         comm,
+        ppid: field(4)? as u32,
         cpu_ticks: field(14)?.saturating_add(field(15)?),
         start_ticks: field(22)?,
         processor: field(39)? as usize,
@@ -96,6 +99,7 @@ struct Known {
     total_ticks: u64,
     comm: String,
     uid: u32,
+    ppid: u32,
 }
 
 /// `TaskStats` from `/proc` polling.
@@ -172,6 +176,7 @@ impl TaskStats for ProcfsTaskStats {
                 total_ticks: 0,
                 comm: ps.comm.clone(),
                 uid: uid_of(&entry.path()),
+                ppid: ps.ppid,
             });
             let grown = ps.cpu_ticks.saturating_sub(known.total_ticks);
             known.total_ticks = known.total_ticks.max(ps.cpu_ticks);
@@ -189,6 +194,7 @@ impl TaskStats for ProcfsTaskStats {
                 id,
                 exit_monotonic_ns: at_ns,
                 uid: k.uid,
+                ppid: k.ppid,
                 comm: k.comm,
                 cgroup_id: 0,
             });
@@ -227,12 +233,12 @@ fn uid_of(path: &std::path::Path) -> u32 {
     fs::metadata(path).map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
-/// Process metadata for a live process, read on demand (comm, uid).
-pub fn live_comm_uid(proc_root: &std::path::Path, pid: u32) -> Option<(String, u32)> {
+/// Process metadata for a live process, read on demand: (comm, uid, ppid).
+pub fn live_meta(proc_root: &std::path::Path, pid: u32) -> Option<(String, u32, u32)> {
     let dir = proc_root.join(pid.to_string());
     let text = fs::read_to_string(dir.join("stat")).ok()?;
     let ps = parse_pid_stat(&text).ok()?;
-    Some((ps.comm, uid_of(&dir)))
+    Some((ps.comm, uid_of(&dir), ps.ppid))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ fn parses_recorded_pid_stat() {
     let ps = parse_pid_stat(CAT_STAT).expect("parse");
     assert_eq!(ps.pid, 8642);
     assert_eq!(ps.comm, "cat");
+    assert_eq!(ps.ppid, 8599);
     assert_eq!(ps.cpu_ticks, 0);
     assert_eq!(ps.start_ticks, 51574);
     assert_eq!(ps.processor, 1);
