@@ -266,7 +266,10 @@ fn tree_sums_children_and_grandchildren() {
     let burn = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done";
     let script =
         format!("({burn}; sh -c '{burn}'; true) & ({burn}; sh -c '{burn}'; true) & {burn}; wait");
-    #[expect(clippy::zombie_processes, reason = "reaped below with wait4, for its rusage")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped below with wait4, for its rusage"
+    )]
     let child = Command::new("sh")
         .args(["-c", &script])
         .spawn()

@@ -12,6 +12,7 @@
 //! switch-out since (the switch follows the exit tracepoint by microseconds): it is reported
 //! in `exited` with its final value and removed from the maps.
 
+pub mod batch;
 pub mod btf;
 
 use std::{collections::HashSet, path::Path};
@@ -105,6 +106,8 @@ pub struct EbpfTaskStats {
     counters: PerCpuArray<MapData, u64>,
     /// Exits seen in the previous snapshot: final, to report and drain in this one.
     pending_exits: HashSet<TaskKey>,
+    /// Whether batch lookups work here (cleared on the first `Unsupported`).
+    batch: bool,
     /// Exits already reported whose `EXITS` record could not be removed: never reported twice.
     reported: HashSet<TaskKey>,
     ncpus: usize,
@@ -188,6 +191,7 @@ impl EbpfTaskStats {
             counters: take(&mut bpf, MAP_COUNTERS)?,
             pending_exits: HashSet::new(),
             reported: HashSet::new(),
+            batch: true,
             ncpus,
             _bpf: bpf,
         };
@@ -196,9 +200,49 @@ impl EbpfTaskStats {
         Ok(stats)
     }
 
+    /// Whether `TASKS` is read with batch lookups (false after a fallback).
+    pub fn batch_reads(&self) -> bool {
+        self.batch
+    }
+
     /// Number of possible CPUs (the length of every per-CPU vector).
     pub fn ncpus(&self) -> usize {
         self.ncpus
+    }
+}
+
+impl EbpfTaskStats {
+    /// Every (process, per-CPU values) in `TASKS`: one batch syscall per 4,096 entries where
+    /// the kernel supports it, else two syscalls per entry.
+    fn read_tasks(&mut self) -> Result<Vec<(TaskKey, Vec<TaskCpu>)>, TaskStatsError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        if self.batch {
+            let fd = aya::maps::IterableMap::map(&self.tasks)
+                .fd()
+                .as_fd()
+                .as_raw_fd();
+            match batch::read_tasks(fd, self.ncpus) {
+                Ok(v) => return Ok(v),
+                Err(batch::BatchError::Unsupported) => {
+                    tracing::info!(
+                        "BPF_MAP_LOOKUP_BATCH unsupported: reading TASKS entry by entry"
+                    );
+                    self.batch = false;
+                }
+                Err(batch::BatchError::Io(source)) => {
+                    return Err(TaskStatsError::Io {
+                        path: "bpf(BPF_MAP_LOOKUP_BATCH, TASKS)".into(),
+                        source,
+                    });
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for item in self.tasks.iter() {
+            let (key, values) = item.map_err(map_err(MAP_TASKS))?;
+            out.push((key, values.iter().copied().collect()));
+        }
+        Ok(out)
     }
 }
 
@@ -228,8 +272,7 @@ impl TaskStats for EbpfTaskStats {
         // 1. Closed slices.
         let mut tasks: std::collections::HashMap<TaskKey, TaskSample> =
             std::collections::HashMap::new();
-        for item in self.tasks.iter() {
-            let (key, values) = item.map_err(map_err(MAP_TASKS))?;
+        for (key, values) in self.read_tasks()? {
             let mut per_cpu_ns = vec![0u64; n];
             let (mut switches, mut cgroup_id) = (0u64, 0u64);
             for (cpu, v) in values.iter().enumerate().take(n) {
