@@ -40,7 +40,7 @@ pub enum BatchError {
 /// CPUs. The map may change while it is read (entries added or removed by the kernel): each
 /// entry is read whole, as the kernel guarantees per element.
 pub fn read_tasks(fd: RawFd, ncpus: usize) -> Result<Vec<(TaskKey, Vec<TaskCpu>)>, BatchError> {
-    const _: () = assert!(std::mem::size_of::<TaskCpu>() % 8 == 0);
+    const _: () = assert!(std::mem::size_of::<TaskCpu>().is_multiple_of(8));
     let mut out = Vec::new();
     let mut keys = vec![TaskKey::default(); CHUNK];
     let mut values = vec![TaskCpu::default(); CHUNK * ncpus];
