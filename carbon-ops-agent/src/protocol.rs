@@ -65,6 +65,17 @@ pub enum Request {
     LedgerVerify {},
 }
 
+impl Request {
+    /// Whether answering may wait on I/O (a durable ledger append, a verification, a live
+    /// intensity fetch): such requests run off the async workers.
+    pub fn may_block(&self) -> bool {
+        matches!(
+            self,
+            Request::Estimate(_) | Request::LedgerAppend { .. } | Request::LedgerVerify {}
+        )
+    }
+}
+
 /// A protocol-level error: a stable code and a message saying what to fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtoError {

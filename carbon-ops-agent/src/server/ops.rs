@@ -60,11 +60,16 @@ pub struct Ctx {
 /// Parses and answers one line.
 pub fn handle_line(ctx: &Ctx, peer: Peer, line: &[u8]) -> Value {
     match protocol::parse_request(line) {
-        Ok(env) => match handle(ctx, peer, env.request) {
-            Ok(result) => protocol::ok(env.id, result),
-            Err(e) => protocol::err(env.id, &e),
-        },
+        Ok(env) => handle_envelope(ctx, peer, env),
         Err((id, e)) => protocol::err(id, &e),
+    }
+}
+
+/// Answers one parsed request.
+pub fn handle_envelope(ctx: &Ctx, peer: Peer, env: protocol::Envelope) -> Value {
+    match handle(ctx, peer, env.request) {
+        Ok(result) => protocol::ok(env.id, result),
+        Err(e) => protocol::err(env.id, &e),
     }
 }
 
