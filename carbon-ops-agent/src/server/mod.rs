@@ -176,14 +176,24 @@ async fn serve(
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let ctx = ctx.clone();
-                // Handlers are synchronous and short; the ledger's durable append may wait on
-                // a disk sync, so they run off the async workers.
-                match tokio::task::spawn_blocking(move || ops::handle_line(&ctx, peer, &bytes))
-                    .await
-                {
-                    Ok(a) => a,
-                    Err(_) => protocol::err(None, &ProtoError::new("internal", "handler failed")),
+                match protocol::parse_request(&bytes) {
+                    Err((id, e)) => protocol::err(id, &e),
+                    // Lookups are short and answered here; what may wait on a disk sync or
+                    // the network runs off the async workers.
+                    Ok(env) if !env.request.may_block() => ops::handle_envelope(&ctx, peer, env),
+                    Ok(env) => {
+                        let ctx = ctx.clone();
+                        match tokio::task::spawn_blocking(move || {
+                            ops::handle_envelope(&ctx, peer, env)
+                        })
+                        .await
+                        {
+                            Ok(a) => a,
+                            Err(_) => {
+                                protocol::err(None, &ProtoError::new("internal", "handler failed"))
+                            }
+                        }
+                    }
                 }
             }
         };
