@@ -308,3 +308,71 @@ async fn wait_for_signal() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let a = parse_args(vec!["carbon-ops-agent".into()]).expect("parse");
+        assert_eq!(a.socket, PathBuf::from("/run/carbon-ops.sock"));
+        assert_eq!(a.socket_group, "carbon-users");
+        assert_eq!(a.ledger, PathBuf::from("/var/lib/carbon-ops/ledger.jsonl"));
+        assert_eq!(a.energy.interval, Duration::from_millis(100));
+        assert_eq!(a.retention, Duration::from_secs(600));
+        assert_eq!(a.resolution, Duration::from_secs(1));
+        assert_eq!(a.attribution, AttributionArg::Auto);
+        assert_eq!(a.idle_policy, IdlePolicy::IdleBucket);
+    }
+
+    #[test]
+    fn config_file_sets_flags_and_the_command_line_wins() {
+        let (_d, path) = write(
+            "socket = \"/tmp/x.sock\"\nidle_policy = \"spread\"\ninterval = \"250ms\"\nno_ledger = true\nmsr_cpus = [0, 8]\n",
+        );
+        let argv = |extra: &[&str]| {
+            let mut v = vec![
+                "carbon-ops-agent".to_owned(),
+                "--config".into(),
+                path.display().to_string(),
+            ];
+            v.extend(extra.iter().map(|s| s.to_string()));
+            v
+        };
+        let a = parse_args(argv(&[])).expect("parse");
+        assert_eq!(a.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(a.idle_policy, IdlePolicy::Spread);
+        assert_eq!(a.energy.interval, Duration::from_millis(250));
+        assert!(a.no_ledger);
+        assert_eq!(a.energy.msr_cpus, Some(vec![0, 8]));
+        let b = parse_args(argv(&["--socket", "/tmp/y.sock"])).expect("parse");
+        assert_eq!(b.socket, PathBuf::from("/tmp/y.sock"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let (_d, path) = write("sockett = \"/tmp/x.sock\"\n");
+        let err = config_as_args(&path).expect_err("unknown key");
+        assert!(format!("{err}").contains("unknown key `sockett`"), "{err}");
+        let (_d2, bad) = write("socket = [\n");
+        assert!(config_as_args(&bad).is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("NaNs").is_err());
+    }
+}

@@ -36,12 +36,16 @@ pub enum BatchError {
     Io(io::Error),
 }
 
-/// All (key, per-CPU values) of a `PerCpuHashMap<TaskKey, TaskCpu>` with `ncpus` possible
-/// CPUs. The map may change while it is read (entries added or removed by the kernel): each
-/// entry is read whole, as the kernel guarantees per element.
-pub fn read_tasks(fd: RawFd, ncpus: usize) -> Result<Vec<(TaskKey, Vec<TaskCpu>)>, BatchError> {
+/// Appends every key of a `PerCpuHashMap<TaskKey, TaskCpu>` to `out_keys` and its `ncpus`
+/// per-CPU values to `out_vals`. The map may change while it is read (entries added or
+/// removed by the kernel): each entry is read whole, as the kernel guarantees per element.
+pub fn read_tasks_into(
+    fd: RawFd,
+    ncpus: usize,
+    out_keys: &mut Vec<TaskKey>,
+    out_vals: &mut Vec<TaskCpu>,
+) -> Result<(), BatchError> {
     const _: () = assert!(std::mem::size_of::<TaskCpu>().is_multiple_of(8));
-    let mut out = Vec::new();
     let mut keys = vec![TaskKey::default(); CHUNK];
     let mut values = vec![TaskCpu::default(); CHUNK * ncpus];
     let mut token: u32 = 0;
@@ -69,12 +73,12 @@ pub fn read_tasks(fd: RawFd, ncpus: usize) -> Result<Vec<(TaskKey, Vec<TaskCpu>)
         };
         let err = (rc < 0).then(io::Error::last_os_error);
         let n = attr.count as usize;
-        for i in 0..n.min(CHUNK) {
-            out.push((keys[i], values[i * ncpus..(i + 1) * ncpus].to_vec()));
-        }
+        let n = n.min(CHUNK);
+        out_keys.extend_from_slice(&keys[..n]);
+        out_vals.extend_from_slice(&values[..n * ncpus]);
         match err {
             None => {}
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Some(e)
                 if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | 524))
                     && first =>

@@ -108,6 +108,11 @@ pub struct EbpfTaskStats {
     pending_exits: HashSet<TaskKey>,
     /// Whether batch lookups work here (cleared on the first `Unsupported`).
     batch: bool,
+    /// Each process's total as last reported: unchanged processes are left out.
+    last_total: std::collections::HashMap<TaskKey, u64>,
+    /// Reused read buffers.
+    keys: Vec<TaskKey>,
+    vals: Vec<TaskCpu>,
     /// Exits already reported whose `EXITS` record could not be removed: never reported twice.
     reported: HashSet<TaskKey>,
     ncpus: usize,
@@ -192,6 +197,9 @@ impl EbpfTaskStats {
             pending_exits: HashSet::new(),
             reported: HashSet::new(),
             batch: true,
+            last_total: std::collections::HashMap::new(),
+            keys: Vec::new(),
+            vals: Vec::new(),
             ncpus,
             _bpf: bpf,
         };
@@ -212,22 +220,29 @@ impl EbpfTaskStats {
 }
 
 impl EbpfTaskStats {
-    /// Every (process, per-CPU values) in `TASKS`: one batch syscall per 4,096 entries where
-    /// the kernel supports it, else two syscalls per entry.
-    fn read_tasks(&mut self) -> Result<Vec<(TaskKey, Vec<TaskCpu>)>, TaskStatsError> {
+    /// Every process in `TASKS` as flat buffers: keys, and `ncpus` values per key. One batch
+    /// syscall per 4,096 entries where the kernel supports it, else two syscalls per entry.
+    /// The buffers are reused from tick to tick.
+    fn read_tasks(&mut self) -> Result<(Vec<TaskKey>, Vec<TaskCpu>), TaskStatsError> {
         use std::os::fd::{AsFd, AsRawFd};
+        let mut keys = std::mem::take(&mut self.keys);
+        let mut vals = std::mem::take(&mut self.vals);
+        keys.clear();
+        vals.clear();
         if self.batch {
             let fd = aya::maps::IterableMap::map(&self.tasks)
                 .fd()
                 .as_fd()
                 .as_raw_fd();
-            match batch::read_tasks(fd, self.ncpus) {
-                Ok(v) => return Ok(v),
+            match batch::read_tasks_into(fd, self.ncpus, &mut keys, &mut vals) {
+                Ok(()) => return Ok((keys, vals)),
                 Err(batch::BatchError::Unsupported) => {
                     tracing::info!(
                         "BPF_MAP_LOOKUP_BATCH unsupported: reading TASKS entry by entry"
                     );
                     self.batch = false;
+                    keys.clear();
+                    vals.clear();
                 }
                 Err(batch::BatchError::Io(source)) => {
                     return Err(TaskStatsError::Io {
@@ -237,12 +252,14 @@ impl EbpfTaskStats {
                 }
             }
         }
-        let mut out = Vec::new();
         for item in self.tasks.iter() {
             let (key, values) = item.map_err(map_err(MAP_TASKS))?;
-            out.push((key, values.iter().copied().collect()));
+            keys.push(key);
+            let before = vals.len();
+            vals.extend(values.iter().copied().take(self.ncpus));
+            vals.resize(before + self.ncpus, TaskCpu::default());
         }
-        Ok(out)
+        Ok((keys, vals))
     }
 }
 
@@ -269,27 +286,8 @@ impl TaskStats for EbpfTaskStats {
 
     fn snapshot(&mut self, at_ns: u64) -> Result<Snapshot, TaskStatsError> {
         let n = self.ncpus;
-        // 1. Closed slices.
-        let mut tasks: std::collections::HashMap<TaskKey, TaskSample> =
-            std::collections::HashMap::new();
-        for (key, values) in self.read_tasks()? {
-            let mut per_cpu_ns = vec![0u64; n];
-            let (mut switches, mut cgroup_id) = (0u64, 0u64);
-            for (cpu, v) in values.iter().enumerate().take(n) {
-                per_cpu_ns[cpu] = v.on_cpu_ns;
-                switches = switches.saturating_add(v.switches);
-                cgroup_id = cgroup_id.max(v.cgroup_id);
-            }
-            tasks.insert(
-                key,
-                TaskSample {
-                    id: id_of(&key),
-                    per_cpu_ns,
-                    switches,
-                    cgroup_id,
-                },
-            );
-        }
+        // 1. Closed slices, all processes, into reused flat buffers.
+        let (keys, vals) = self.read_tasks()?;
         let mut idle_ns: Vec<u64> = self
             .idle
             .get(&0, 0)
@@ -301,31 +299,26 @@ impl TaskStats for EbpfTaskStats {
         idle_ns.resize(n, 0);
         // 2. Running slices, closed at `at_ns` in this snapshot only.
         let slices = self.slices.get(&0, 0).map_err(map_err(MAP_CPU_SLICE))?;
+        let mut open: Vec<(usize, TaskKey, u64)> = Vec::with_capacity(n);
         for (cpu, s) in slices.iter().enumerate().take(n) {
             if s.start_ns == 0 || s.start_ns >= at_ns {
                 continue;
             }
-            let open = at_ns - s.start_ns;
             if s.key.tgid == 0 {
-                idle_ns[cpu] = idle_ns[cpu].saturating_add(open);
-                continue;
+                idle_ns[cpu] = idle_ns[cpu].saturating_add(at_ns - s.start_ns);
+            } else {
+                open.push((cpu, s.key, at_ns - s.start_ns));
             }
-            let sample = tasks.entry(s.key).or_insert_with(|| TaskSample {
-                id: id_of(&s.key),
-                per_cpu_ns: vec![0; n],
-                switches: 0,
-                cgroup_id: 0,
-            });
-            sample.per_cpu_ns[cpu] = sample.per_cpu_ns[cpu].saturating_add(open);
         }
         // 3. Exits: those seen last time are final now.
-        let mut exited = Vec::new();
-        let mut now_pending = HashSet::new();
         let records: Vec<(TaskKey, ExitRecord)> = self
             .exits
             .iter()
             .collect::<Result<_, _>>()
             .map_err(map_err(MAP_EXITS))?;
+        let mut exited = Vec::new();
+        let mut finals = HashSet::new();
+        let mut now_pending = HashSet::new();
         for (key, rec) in records {
             if self.reported.contains(&key) {
                 if self.exits.remove(&key).is_ok() {
@@ -334,12 +327,7 @@ impl TaskStats for EbpfTaskStats {
                 continue;
             }
             if self.pending_exits.contains(&key) {
-                tasks.entry(key).or_insert_with(|| TaskSample {
-                    id: id_of(&key),
-                    per_cpu_ns: vec![0; n],
-                    switches: 0,
-                    cgroup_id: rec.cgroup_id,
-                });
+                finals.insert(key);
                 exited.push(ExitInfo {
                     id: id_of(&key),
                     exit_monotonic_ns: rec.exit_ns,
@@ -352,7 +340,70 @@ impl TaskStats for EbpfTaskStats {
                 now_pending.insert(key);
             }
         }
-        // 4. Losses.
+        // 4. Only processes whose total moved since the last snapshot (and final ones) are
+        //    reported: with 10,000 mostly sleeping processes a tick touches a few hundred.
+        let mut tasks = Vec::new();
+        let mut seen_open = vec![false; open.len()];
+        let mut seen_final = HashSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            let v = &vals[i * n..(i + 1) * n];
+            let mut total = v.iter().fold(0u64, |a, t| a.saturating_add(t.on_cpu_ns));
+            for (j, (_, k, ns)) in open.iter().enumerate() {
+                if k == key {
+                    total = total.saturating_add(*ns);
+                    seen_open[j] = true;
+                }
+            }
+            let is_final = finals.contains(key);
+            if is_final {
+                seen_final.insert(*key);
+            }
+            if !is_final && self.last_total.get(key) == Some(&total) {
+                continue;
+            }
+            self.last_total.insert(*key, total);
+            let mut sample = TaskSample {
+                id: id_of(key),
+                per_cpu_ns: v.iter().map(|t| t.on_cpu_ns).collect(),
+                switches: v.iter().fold(0u64, |a, t| a.saturating_add(t.switches)),
+                cgroup_id: v.iter().map(|t| t.cgroup_id).max().unwrap_or(0),
+            };
+            for (cpu, k, ns) in &open {
+                if k == key {
+                    sample.per_cpu_ns[*cpu] = sample.per_cpu_ns[*cpu].saturating_add(*ns);
+                }
+            }
+            tasks.push(sample);
+        }
+        // A process on a CPU that has not been switched out yet has no `TASKS` entry.
+        for (j, (cpu, key, ns)) in open.iter().enumerate() {
+            if seen_open[j] {
+                continue;
+            }
+            let total = self.last_total.entry(*key).or_insert(0);
+            *total = total.saturating_add(*ns);
+            let mut per_cpu_ns = vec![0; n];
+            per_cpu_ns[*cpu] = *ns;
+            tasks.push(TaskSample {
+                id: id_of(key),
+                per_cpu_ns,
+                switches: 0,
+                cgroup_id: 0,
+            });
+        }
+        // A final process whose slices were all lost has no entry either: report it empty.
+        for e in &exited {
+            let key = key_of(&e.id);
+            if !seen_final.contains(&key) {
+                tasks.push(TaskSample {
+                    id: e.id,
+                    per_cpu_ns: vec![0; n],
+                    switches: 0,
+                    cgroup_id: e.cgroup_id,
+                });
+            }
+        }
+        // 5. Losses.
         let mut lost = [0u64; COUNTER_SLOTS as usize];
         for (slot, total) in lost.iter_mut().enumerate() {
             let values = self
@@ -361,13 +412,10 @@ impl TaskStats for EbpfTaskStats {
                 .map_err(map_err(MAP_COUNTERS))?;
             *total = values.iter().fold(0u64, |a, &b| a.saturating_add(b));
         }
-        // 5. Drain the final records; a failed removal is retried at the next snapshot.
+        // 6. Drain the final records; a failed removal is retried at the next snapshot.
         for e in &exited {
-            let key = TaskKey {
-                tgid: e.id.pid,
-                pad: 0,
-                start_boottime_ns: e.id.start_boottime_ns,
-            };
+            let key = key_of(&e.id);
+            self.last_total.remove(&key);
             // Absent from TASKS when its slices were lost (counted in `lost`): nothing to remove.
             let _ = self.tasks.remove(&key);
             if self.exits.remove(&key).is_err() {
@@ -375,10 +423,12 @@ impl TaskStats for EbpfTaskStats {
             }
         }
         self.pending_exits = now_pending;
+        self.keys = keys;
+        self.vals = vals;
         Ok(Snapshot {
             at_ns,
             ncpus: n,
-            tasks: tasks.into_values().collect(),
+            tasks,
             idle_ns,
             exited,
             lost: LossCounters {
@@ -388,5 +438,13 @@ impl TaskStats for EbpfTaskStats {
                 read_failed: lost[3],
             },
         })
+    }
+}
+
+fn key_of(id: &ProcessId) -> TaskKey {
+    TaskKey {
+        tgid: id.pid,
+        pad: 0,
+        start_boottime_ns: id.start_boottime_ns,
     }
 }

@@ -1,8 +1,9 @@
 //! Differencing of cumulative snapshots into per-tick deltas (pure).
 //!
-//! Snapshots are cumulative per (process, CPU). A tick's delta is `current − previous` for
-//! every process in the current snapshot (a process seen for the first time contributes all
-//! its time). Processes listed as exited are forgotten after their final delta. A value that
+//! Snapshots are cumulative per (process, CPU) and list only the processes whose counters moved
+//! since the previous snapshot (a process absent from a snapshot is unchanged). A tick's delta
+//! is `current − previous` for every process listed (a process seen for the first time
+//! contributes all its time). Processes listed as exited are forgotten after their final delta. A value that
 //! goes backwards (which the reading order is designed to prevent) contributes zero and is
 //! counted in `regressions`, so it is visible and never negative.
 
@@ -81,7 +82,6 @@ impl Differ {
     pub fn diff(&mut self, snap: &Snapshot) -> TickDelta {
         let mut regressions = 0;
         let mut tasks = Vec::with_capacity(snap.tasks.len());
-        let mut next = HashMap::with_capacity(snap.tasks.len());
         for t in &snap.tasks {
             let per_cpu_ns = sub_each(&t.per_cpu_ns, self.prev.get(&t.id), &mut regressions);
             if per_cpu_ns.iter().any(|&v| v > 0) {
@@ -91,15 +91,25 @@ impl Differ {
                     cgroup_id: t.cgroup_id,
                 });
             }
-            next.insert(t.id, t.per_cpu_ns.clone());
+            // Keep the larger value per CPU, so a regression is never counted twice.
+            match self.prev.get_mut(&t.id) {
+                Some(p) => {
+                    p.resize(t.per_cpu_ns.len().max(p.len()), 0);
+                    for (pv, &cv) in p.iter_mut().zip(&t.per_cpu_ns) {
+                        *pv = (*pv).max(cv);
+                    }
+                }
+                None => {
+                    self.prev.insert(t.id, t.per_cpu_ns.clone());
+                }
+            }
         }
         for e in &snap.exited {
-            next.remove(&e.id);
+            self.prev.remove(&e.id);
         }
         let idle_ns = sub_each(&snap.idle_ns, Some(&self.prev_idle), &mut regressions);
         let lost_ns = snap.lost.task_lost_ns.saturating_sub(self.prev_lost_ns);
         let from_ns = self.prev_at.unwrap_or(snap.at_ns);
-        self.prev = next;
         self.prev_idle = snap.idle_ns.clone();
         self.prev_at = Some(snap.at_ns);
         self.prev_lost_ns = snap.lost.task_lost_ns;

@@ -123,3 +123,19 @@ proptest! {
         prop_assert_eq!(summed, cum);
     }
 }
+
+#[test]
+fn absent_processes_are_unchanged_not_restarted() {
+    let mut d = Differ::new();
+    d.diff(&snap(
+        0,
+        vec![sample(10, 1, &[5]), sample(11, 1, &[7])],
+        &[0],
+    ));
+    // 11 did not move: the source leaves it out.
+    let t = d.diff(&snap(1, vec![sample(10, 1, &[6])], &[0]));
+    assert_eq!(t.tasks.len(), 1);
+    // When 11 moves again, only its increase counts.
+    let t = d.diff(&snap(2, vec![sample(11, 1, &[9])], &[0]));
+    assert_eq!(t.tasks[0].per_cpu_ns, vec![2]);
+}

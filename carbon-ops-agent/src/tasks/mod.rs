@@ -103,7 +103,8 @@ pub struct Snapshot {
     pub at_ns: u64,
     /// Number of CPU slots in every `per_cpu_ns` and in `idle_ns`.
     pub ncpus: usize,
-    /// Every process known at this instant, including those in `exited`.
+    /// The processes whose counters moved since the previous snapshot of the same source (all
+    /// of them in the first), and every process in `exited`. A process absent is unchanged.
     pub tasks: Vec<TaskSample>,
     /// Cumulative idle ns per CPU.
     pub idle_ns: Vec<u64>,

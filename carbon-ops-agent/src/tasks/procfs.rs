@@ -152,6 +152,7 @@ impl TaskStats for ProcfsTaskStats {
             source,
         })?;
         let mut seen = HashMap::with_capacity(self.known.len());
+        let mut changed = Vec::new();
         for entry in dir.flatten() {
             let name = entry.file_name();
             if !name
@@ -171,6 +172,7 @@ impl TaskStats for ProcfsTaskStats {
                 pid: ps.pid,
                 start_boottime_ns: ps.start_ticks.saturating_mul(self.ns_per_tick),
             };
+            let is_new = !self.known.contains_key(&id);
             let mut known = self.known.remove(&id).unwrap_or_else(|| Known {
                 per_cpu_ns: vec![0; ncpus],
                 total_ticks: 0,
@@ -183,6 +185,9 @@ impl TaskStats for ProcfsTaskStats {
             let cpu = ps.processor.min(ncpus.saturating_sub(1));
             if let Some(slot) = known.per_cpu_ns.get_mut(cpu) {
                 *slot = slot.saturating_add(grown.saturating_mul(self.ns_per_tick));
+            }
+            if is_new || grown > 0 {
+                changed.push(id);
             }
             seen.insert(id, known);
         }
@@ -205,13 +210,16 @@ impl TaskStats for ProcfsTaskStats {
                 cgroup_id: 0,
             });
         }
-        for (id, k) in &seen {
-            tasks.push(TaskSample {
-                id: *id,
-                per_cpu_ns: k.per_cpu_ns.clone(),
-                switches: 0,
-                cgroup_id: 0,
-            });
+        // Only what moved (or is new): a process absent from a snapshot is unchanged.
+        for id in changed {
+            if let Some(k) = seen.get(&id) {
+                tasks.push(TaskSample {
+                    id,
+                    per_cpu_ns: k.per_cpu_ns.clone(),
+                    switches: 0,
+                    cgroup_id: 0,
+                });
+            }
         }
         self.known = seen;
         Ok(Snapshot {

@@ -92,6 +92,8 @@ fn fake_proc_tree_snapshots_and_exits() {
     );
     let s3 = p.snapshot(3).expect("snapshot");
     assert!(s3.tasks.iter().all(|t| t.id.pid != 200));
+    // pid 100 did not move: left out (unchanged), not reported again.
+    assert!(s3.tasks.is_empty());
 }
 
 #[test]
