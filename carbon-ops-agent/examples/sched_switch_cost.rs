@@ -100,7 +100,7 @@ fn main() -> anyhow::Result<()> {
         ns as f64 / calls.max(1) as f64
     );
     println!(
-        "snapshot: {snaps} taken, {:.1} µs each on average, {} processes in the table at the end",
+        "snapshot: {snaps} taken, {:.1} µs each on average, {} processes moved in the last tick",
         snap_ns as f64 / snaps.max(1) as f64 / 1e3,
         snap.tasks.len()
     );

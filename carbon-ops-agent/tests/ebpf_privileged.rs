@@ -157,10 +157,6 @@ fn cpu_matches_schedstat(threads: usize) {
     let _ = child.kill();
     let _ = child.wait();
     let (id, ebpf_ns) = find(&snap, pid).expect("burner in snapshot");
-    assert!(
-        stats.batch_reads(),
-        "this kernel supports BPF_MAP_LOOKUP_BATCH"
-    );
     let ratio = ebpf_ns as f64 / reference as f64;
     eprintln!("threads={threads} ebpf={ebpf_ns} schedstat={reference} ratio={ratio:.5}");
     assert!(

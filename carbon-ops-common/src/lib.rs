@@ -9,8 +9,15 @@
 
 use core::mem::size_of;
 
-/// Map: per process and per CPU, cumulative on-CPU time (`PerCpuHashMap<TaskKey, TaskCpu>`).
+/// Map: the slot of each process (`HashMap<TaskKey, u32>`).
 pub const MAP_TASKS: &str = "TASKS";
+/// Map: the process in each slot, tgid 0 when free (`Array<TaskKey>`, memory-mapped).
+pub const MAP_SLOT_KEYS: &str = "SLOT_KEYS";
+/// Map: per slot and per CPU, cumulative on-CPU time (`Array<TaskCpu>`, memory-mapped,
+/// `slot × ncpus + cpu`). Each CPU writes only its own entries, so no atomics are needed.
+pub const MAP_SLOT_DATA: &str = "SLOT_DATA";
+/// Map: free slots (`Queue<u32>`), filled by userspace at load and after each drained exit.
+pub const MAP_FREE_SLOTS: &str = "FREE_SLOTS";
 /// Map: per CPU, nanoseconds the idle task (pid 0) ran (`PerCpuArray<u64>`, one slot).
 pub const MAP_IDLE: &str = "IDLE";
 /// Map: per CPU, the task on the CPU now and when its slice started (`PerCpuArray<CpuSlice>`).
@@ -26,6 +33,8 @@ pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 /// Name of the `sched_process_exit` raw tracepoint program.
 pub const PROG_SCHED_EXIT: &str = "sched_process_exit";
 
+/// Global set at load time: number of possible CPUs (the stride of [`MAP_SLOT_DATA`]).
+pub const GLOBAL_NCPUS: &str = "NCPUS";
 /// Global set at load time: byte offset of `task_struct.tgid` (from the kernel's BTF).
 pub const GLOBAL_OFF_TGID: &str = "OFF_TGID";
 /// Global set at load time: byte offset of `task_struct.group_leader`.
@@ -35,7 +44,7 @@ pub const GLOBAL_OFF_REAL_PARENT: &str = "OFF_REAL_PARENT";
 /// Global set at load time: byte offset of `task_struct.start_boottime`.
 pub const GLOBAL_OFF_START_BOOTTIME: &str = "OFF_START_BOOTTIME";
 
-/// Capacity of [`MAP_TASKS`]: live plus not-yet-drained processes.
+/// Capacity of [`MAP_TASKS`] (slots): live plus not-yet-drained processes.
 pub const MAX_TASKS: u32 = 32_768;
 /// Capacity of [`MAP_EXITS`]: exited processes not yet drained by userspace.
 pub const MAX_EXITS: u32 = 16_384;

@@ -16,13 +16,13 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid, bpf_ktime_get_ns,
-        bpf_probe_read_kernel,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid,
+        bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::{map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, Queue},
     programs::RawTracePointContext,
 };
 use carbon_ops_common::{
@@ -30,7 +30,17 @@ use carbon_ops_common::{
 };
 
 #[map(name = "TASKS")]
-static TASKS: PerCpuHashMap<TaskKey, TaskCpu> = PerCpuHashMap::with_max_entries(MAX_TASKS, 0);
+static TASKS: HashMap<TaskKey, u32> = HashMap::with_max_entries(MAX_TASKS, 0);
+
+#[map(name = "SLOT_KEYS")]
+static SLOT_KEYS: Array<TaskKey> = Array::with_max_entries(MAX_TASKS, BPF_F_MMAPABLE);
+
+/// `MAX_TASKS × NCPUS` entries: the loader sets the real size.
+#[map(name = "SLOT_DATA")]
+static SLOT_DATA: Array<TaskCpu> = Array::with_max_entries(MAX_TASKS, BPF_F_MMAPABLE);
+
+#[map(name = "FREE_SLOTS")]
+static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(MAX_TASKS, 0);
 
 #[map(name = "IDLE")]
 static IDLE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -44,6 +54,9 @@ static EXITS: HashMap<TaskKey, ExitRecord> = HashMap::with_max_entries(MAX_EXITS
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
+/// Number of possible CPUs; set by the loader.
+#[unsafe(no_mangle)]
+static NCPUS: u32 = 1;
 /// Byte offset of `task_struct.tgid`; set by the loader from the kernel's BTF.
 #[unsafe(no_mangle)]
 static OFF_TGID: u32 = 0;
@@ -101,6 +114,41 @@ fn task_key(task: *const u8) -> Result<TaskKey, i64> {
     })
 }
 
+/// This CPU's counters for `slot`.
+#[inline(always)]
+fn data(slot: u32) -> Option<*mut TaskCpu> {
+    // SAFETY: plain helper call.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let ncpus = global(&NCPUS) as u32;
+    SLOT_DATA.get_ptr_mut(slot.wrapping_mul(ncpus).wrapping_add(cpu))
+}
+
+/// The slot of `key`, assigning a free one at its first switch-out.
+#[inline(always)]
+fn slot_of(key: &TaskKey) -> Option<u32> {
+    if let Some(slot) = TASKS.get_ptr(key) {
+        // SAFETY: value of an existing element.
+        return Some(unsafe { *slot });
+    }
+    let slot = FREE_SLOTS.pop().ok().flatten()?;
+    // Publish the key before the slot can be found, so a reader never sees data without it.
+    if let Some(k) = SLOT_KEYS.get_ptr_mut(slot) {
+        // SAFETY: array element; only the CPU that popped the slot writes it now.
+        unsafe { *k = *key };
+    }
+    if TASKS.insert(key, slot, u64::from(BPF_NOEXIST)).is_ok() {
+        return Some(slot);
+    }
+    // Another CPU assigned this process a slot meanwhile: give ours back, use theirs.
+    if let Some(k) = SLOT_KEYS.get_ptr_mut(slot) {
+        // SAFETY: as above.
+        unsafe { *k = TaskKey::default() };
+    }
+    let _ = FREE_SLOTS.push(slot, 0);
+    // SAFETY: value of an existing element.
+    TASKS.get_ptr(key).map(|s| unsafe { *s })
+}
+
 /// Adds one closed slice of `key` on this CPU.
 #[inline(always)]
 fn account(key: &TaskKey, delta: u64) {
@@ -111,35 +159,20 @@ fn account(key: &TaskKey, delta: u64) {
         }
         return;
     }
-    if let Some(value) = TASKS.get_ptr_mut(key) {
-        // SAFETY: per-CPU value of an existing element.
-        unsafe {
-            (*value).on_cpu_ns = (*value).on_cpu_ns.wrapping_add(delta);
-            (*value).switches = (*value).switches.wrapping_add(1);
-            (*value).cgroup_id = bpf_get_current_cgroup_id();
+    match slot_of(key).and_then(data) {
+        Some(value) => {
+            // SAFETY: this CPU's entry of this process's slot: only this CPU writes it.
+            unsafe {
+                (*value).on_cpu_ns = (*value).on_cpu_ns.wrapping_add(delta);
+                (*value).switches = (*value).switches.wrapping_add(1);
+                (*value).cgroup_id = bpf_get_current_cgroup_id();
+            }
         }
-        return;
-    }
-    let fresh = TaskCpu {
-        on_cpu_ns: delta,
-        switches: 1,
-        // SAFETY: plain helper call; in sched_switch the current task is the outgoing one.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-    };
-    if TASKS.insert(key, fresh, u64::from(BPF_NOEXIST)).is_ok() {
-        return;
-    }
-    // Another CPU may have inserted the key between our lookup and insert.
-    if let Some(value) = TASKS.get_ptr_mut(key) {
-        // SAFETY: per-CPU value of an existing element.
-        unsafe {
-            (*value).on_cpu_ns = (*value).on_cpu_ns.wrapping_add(delta);
-            (*value).switches = (*value).switches.wrapping_add(1);
+        None => {
+            bump(Counter::TaskInsertFailed, 1);
+            bump(Counter::TaskLostNs, delta);
         }
-        return;
     }
-    bump(Counter::TaskInsertFailed, 1);
-    bump(Counter::TaskLostNs, delta);
 }
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next, ...)`.

@@ -12,20 +12,21 @@
 //! switch-out since (the switch follows the exit tracepoint by microseconds): it is reported
 //! in `exited` with its final value and removed from the maps.
 
-pub mod batch;
 pub mod btf;
+pub mod slots;
 
 use std::{collections::HashSet, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, Queue},
     programs::RawTracePoint,
 };
 use carbon_ops_common::{
-    COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_OFF_GROUP_LEADER, GLOBAL_OFF_REAL_PARENT,
-    GLOBAL_OFF_START_BOOTTIME, GLOBAL_OFF_TGID, MAP_COUNTERS, MAP_CPU_SLICE, MAP_EXITS, MAP_IDLE,
-    MAP_TASKS, PROG_SCHED_EXIT, PROG_SCHED_SWITCH, TaskCpu, TaskKey,
+    COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_NCPUS, GLOBAL_OFF_GROUP_LEADER,
+    GLOBAL_OFF_REAL_PARENT, GLOBAL_OFF_START_BOOTTIME, GLOBAL_OFF_TGID, MAP_COUNTERS,
+    MAP_CPU_SLICE, MAP_EXITS, MAP_FREE_SLOTS, MAP_IDLE, MAP_SLOT_DATA, MAP_SLOT_KEYS, MAP_TASKS,
+    MAX_TASKS, PROG_SCHED_EXIT, PROG_SCHED_SWITCH, TaskCpu, TaskKey,
 };
 use thiserror::Error;
 
@@ -92,6 +93,15 @@ pub enum EbpfError {
         #[source]
         source: aya::maps::MapError,
     },
+    /// A slot table could not be memory-mapped.
+    #[error("failed to memory-map eBPF map `{name}`")]
+    Mmap {
+        /// The map.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The number of possible CPUs could not be read.
     #[error("failed to read the number of possible CPUs from /sys/devices/system/cpu/possible")]
     Cpus(#[source] std::io::Error),
@@ -99,20 +109,20 @@ pub enum EbpfError {
 
 /// The kernel-side accounting, loaded and attached. Detaches when dropped.
 pub struct EbpfTaskStats {
-    tasks: PerCpuHashMap<MapData, TaskKey, TaskCpu>,
+    tasks: BpfHashMap<MapData, TaskKey, u32>,
+    table: slots::SlotTable,
+    free: Queue<MapData, u32>,
     idle: PerCpuArray<MapData, u64>,
     slices: PerCpuArray<MapData, CpuSlice>,
     exits: BpfHashMap<MapData, TaskKey, ExitRecord>,
     counters: PerCpuArray<MapData, u64>,
     /// Exits seen in the previous snapshot: final, to report and drain in this one.
     pending_exits: HashSet<TaskKey>,
-    /// Whether batch lookups work here (cleared on the first `Unsupported`).
-    batch: bool,
     /// Each process's total as last reported: unchanged processes are left out.
     last_total: std::collections::HashMap<TaskKey, u64>,
-    /// Reused read buffers.
+    /// Reused read buffers: keys, and their slots.
     keys: Vec<TaskKey>,
-    vals: Vec<TaskCpu>,
+    slot_of: Vec<usize>,
     /// Exits already reported whose `EXITS` record could not be removed: never reported twice.
     reported: HashSet<TaskKey>,
     ncpus: usize,
@@ -175,11 +185,17 @@ impl EbpfTaskStats {
                 .map_err(EbpfError::Btf)?
                 >= 2,
         );
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| EbpfError::Cpus(e))?;
+        let max = opts.max_tasks.unwrap_or(MAX_TASKS);
+        let ncpus32 = u32::try_from(ncpus).unwrap_or(u32::MAX);
         let mut loader = EbpfLoader::new();
-        if let Some(max) = opts.max_tasks {
-            loader.map_max_entries(MAP_TASKS, max);
-        }
+        loader
+            .map_max_entries(MAP_TASKS, max)
+            .map_max_entries(MAP_SLOT_KEYS, max)
+            .map_max_entries(MAP_FREE_SLOTS, max)
+            .map_max_entries(MAP_SLOT_DATA, max.saturating_mul(ncpus32));
         let mut bpf = loader
+            .override_global(GLOBAL_NCPUS, &ncpus32, true)
             .override_global(GLOBAL_OFF_TGID, &off_tgid, true)
             .override_global(GLOBAL_OFF_GROUP_LEADER, &off_leader, true)
             .override_global(GLOBAL_OFF_START_BOOTTIME, &off_start, true)
@@ -187,30 +203,46 @@ impl EbpfTaskStats {
             .override_global("HAS_GROUP_DEAD", &has_group_dead, true)
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
-        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| EbpfError::Cpus(e))?;
+        let table = slots::SlotTable::new(
+            mmap(
+                &mut bpf,
+                MAP_SLOT_KEYS,
+                max as usize * std::mem::size_of::<TaskKey>(),
+            )?,
+            mmap(
+                &mut bpf,
+                MAP_SLOT_DATA,
+                max as usize * ncpus * std::mem::size_of::<TaskCpu>(),
+            )?,
+            max as usize,
+            ncpus,
+        );
+        let mut free: Queue<MapData, u32> = take(&mut bpf, MAP_FREE_SLOTS)?;
+        for slot in 0..max {
+            free.push(slot, 0).map_err(|source| EbpfError::Map {
+                name: MAP_FREE_SLOTS,
+                source,
+            })?;
+        }
         let mut stats = EbpfTaskStats {
             tasks: take(&mut bpf, MAP_TASKS)?,
+            table,
+            free,
             idle: take(&mut bpf, MAP_IDLE)?,
             slices: take(&mut bpf, MAP_CPU_SLICE)?,
             exits: take(&mut bpf, MAP_EXITS)?,
             counters: take(&mut bpf, MAP_COUNTERS)?,
             pending_exits: HashSet::new(),
             reported: HashSet::new(),
-            batch: true,
             last_total: std::collections::HashMap::new(),
             keys: Vec::new(),
-            vals: Vec::new(),
+            slot_of: Vec::new(),
             ncpus,
             _bpf: bpf,
         };
         attach(&mut stats._bpf, PROG_SCHED_EXIT)?;
         attach(&mut stats._bpf, PROG_SCHED_SWITCH)?;
         Ok(stats)
-    }
-
-    /// Whether `TASKS` is read with batch lookups (false after a fallback).
-    pub fn batch_reads(&self) -> bool {
-        self.batch
     }
 
     /// Number of possible CPUs (the length of every per-CPU vector).
@@ -220,47 +252,43 @@ impl EbpfTaskStats {
 }
 
 impl EbpfTaskStats {
-    /// Every process in `TASKS` as flat buffers: keys, and `ncpus` values per key. One batch
-    /// syscall per 4,096 entries where the kernel supports it, else two syscalls per entry.
-    /// The buffers are reused from tick to tick.
-    fn read_tasks(&mut self) -> Result<(Vec<TaskKey>, Vec<TaskCpu>), TaskStatsError> {
-        use std::os::fd::{AsFd, AsRawFd};
+    /// Every process in the slot table, from memory: keys and their slots. A slot with no time
+    /// yet (just assigned, or given back after losing a race for the same process) is skipped.
+    fn read_slots(&mut self) -> (Vec<TaskKey>, Vec<usize>) {
         let mut keys = std::mem::take(&mut self.keys);
-        let mut vals = std::mem::take(&mut self.vals);
+        let mut slot_of = std::mem::take(&mut self.slot_of);
         keys.clear();
-        vals.clear();
-        if self.batch {
-            let fd = aya::maps::IterableMap::map(&self.tasks)
-                .fd()
-                .as_fd()
-                .as_raw_fd();
-            match batch::read_tasks_into(fd, self.ncpus, &mut keys, &mut vals) {
-                Ok(()) => return Ok((keys, vals)),
-                Err(batch::BatchError::Unsupported) => {
-                    tracing::info!(
-                        "BPF_MAP_LOOKUP_BATCH unsupported: reading TASKS entry by entry"
-                    );
-                    self.batch = false;
-                    keys.clear();
-                    vals.clear();
-                }
-                Err(batch::BatchError::Io(source)) => {
-                    return Err(TaskStatsError::Io {
-                        path: "bpf(BPF_MAP_LOOKUP_BATCH, TASKS)".into(),
-                        source,
-                    });
-                }
+        slot_of.clear();
+        for slot in 0..self.table.slots() {
+            let key = self.table.key(slot);
+            if key.tgid == 0 {
+                continue;
             }
-        }
-        for item in self.tasks.iter() {
-            let (key, values) = item.map_err(map_err(MAP_TASKS))?;
+            // No time yet: nothing to report, unless it is an exit to drain now.
+            if (0..self.ncpus).all(|cpu| self.table.on_cpu_ns(slot, cpu) == 0)
+                && !self.pending_exits.contains(&key)
+            {
+                continue;
+            }
             keys.push(key);
-            let before = vals.len();
-            vals.extend(values.iter().copied().take(self.ncpus));
-            vals.resize(before + self.ncpus, TaskCpu::default());
+            slot_of.push(slot);
         }
-        Ok((keys, vals))
+        (keys, slot_of)
     }
+}
+
+fn mmap(bpf: &mut Ebpf, name: &'static str, len: usize) -> Result<slots::Mapping, EbpfError> {
+    use std::os::fd::AsFd;
+    let map = bpf.map(name).ok_or(EbpfError::Missing { name })?;
+    let Map::Array(data) = map else {
+        return Err(EbpfError::Missing { name });
+    };
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(EbpfError::Cpus)?;
+    slots::Mapping::new(&fd, len).map_err(|e| EbpfError::Mmap { name, source: e })
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> TaskStatsError {
@@ -287,7 +315,7 @@ impl TaskStats for EbpfTaskStats {
     fn snapshot(&mut self, at_ns: u64) -> Result<Snapshot, TaskStatsError> {
         let n = self.ncpus;
         // 1. Closed slices, all processes, into reused flat buffers.
-        let (keys, vals) = self.read_tasks()?;
+        let (keys, slot_of) = self.read_slots();
         let mut idle_ns: Vec<u64> = self
             .idle
             .get(&0, 0)
@@ -345,9 +373,12 @@ impl TaskStats for EbpfTaskStats {
         let mut tasks = Vec::new();
         let mut seen_open = vec![false; open.len()];
         let mut seen_final = HashSet::new();
+        let mut drain_slot: Vec<(TaskKey, usize)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let v = &vals[i * n..(i + 1) * n];
-            let mut total = v.iter().fold(0u64, |a, t| a.saturating_add(t.on_cpu_ns));
+            let slot = slot_of[i];
+            let mut total = (0..n).fold(0u64, |a, cpu| {
+                a.saturating_add(self.table.on_cpu_ns(slot, cpu))
+            });
             for (j, (_, k, ns)) in open.iter().enumerate() {
                 if k == key {
                     total = total.saturating_add(*ns);
@@ -357,11 +388,13 @@ impl TaskStats for EbpfTaskStats {
             let is_final = finals.contains(key);
             if is_final {
                 seen_final.insert(*key);
+                drain_slot.push((*key, slot));
             }
             if !is_final && self.last_total.get(key) == Some(&total) {
                 continue;
             }
             self.last_total.insert(*key, total);
+            let v: Vec<TaskCpu> = (0..n).map(|cpu| self.table.value(slot, cpu)).collect();
             let mut sample = TaskSample {
                 id: id_of(key),
                 per_cpu_ns: v.iter().map(|t| t.on_cpu_ns).collect(),
@@ -418,13 +451,17 @@ impl TaskStats for EbpfTaskStats {
             self.last_total.remove(&key);
             // Absent from TASKS when its slices were lost (counted in `lost`): nothing to remove.
             let _ = self.tasks.remove(&key);
+            if let Some(&(_, slot)) = drain_slot.iter().find(|(k, _)| *k == key) {
+                self.table.clear(slot);
+                let _ = self.free.push(slot as u32, 0);
+            }
             if self.exits.remove(&key).is_err() {
                 self.reported.insert(key);
             }
         }
         self.pending_exits = now_pending;
         self.keys = keys;
-        self.vals = vals;
+        self.slot_of = slot_of;
         Ok(Snapshot {
             at_ns,
             ncpus: n,
