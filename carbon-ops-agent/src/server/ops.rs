@@ -273,6 +273,15 @@ fn estimate(
     peer: Peer,
     req: &crate::carbon::request::EstimateRequest,
 ) -> Result<Value, ProtoError> {
+    let owned;
+    let req = if req.region.is_none() && req.series.is_none() && ctx.default_region.is_some() {
+        let mut r = req.clone();
+        r.region.clone_from(&ctx.default_region);
+        owned = r;
+        &owned
+    } else {
+        req
+    };
     let pid_energy = match (req.energy_wh, req.pid) {
         (None, Some(pid)) => Some(ctx.shared.with_view(peer.root(), |s| {
             let r = s.by_pid(pid).ok_or_else(|| not_found(pid))?;

@@ -101,7 +101,7 @@ def test_real_agent_end_to_end(short_dir, child_env):
             [AGENT_BIN, "--rapl-mode", "sysfs", "--powercap-root", str(tmp / "powercap"),
              "--cpu-sysfs-root", "/sys/devices/system/cpu", "--attribution", attribution,
              "--socket", str(sock), "--ledger", str(tmp / "ledger.jsonl"),
-             "--interval", "100ms"],
+             "--interval", "100ms", "--region", "FR"],
             stdout=agent_log, stderr=subprocess.STDOUT,
         )
 
@@ -147,6 +147,10 @@ def test_real_agent_end_to_end(short_dir, child_env):
             assert p.returncode == 0, p.stderr
             record = ast.literal_eval(p.stdout.strip())
             assert isinstance(record, dict) and "carbon_emissions_gco2" in record
+            # With a default region on the agent, the quick-start gets a real estimate.
+            assert record["region"] in ("FR", "FRA"), record
+            assert isinstance(record["carbon_emissions_gco2"], float), record
+            assert record["meta"]["ci_lower_g"] <= record["carbon_emissions_gco2"] <= record["meta"]["ci_upper_g"], record
             logger.close()
             client.close()
         finally:
