@@ -8,6 +8,7 @@
 //! `process` answers. GPU telemetry never stops the agent: without the NVIDIA driver the GPU
 //! section says `available: false` with the loader's reason. See `docs/telemetry.md`.
 
+pub mod args;
 pub mod cpu;
 pub mod gpu;
 pub mod memory;
