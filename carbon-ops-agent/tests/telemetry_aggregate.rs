@@ -242,6 +242,7 @@ fn real_nvml_loader_on_this_machine_does_not_panic() {
     // On a GPU machine the same call must find at least one device.
     match NvmlSource::open(None) {
         Err(GpuError::Unavailable { reason }) => {
+            eprintln!("NVML absent: {reason}");
             assert!(reason.contains("libnvidia-ml"), "{reason}");
         }
         Err(e) => panic!("only `Unavailable` is expected from open, got {e}"),
@@ -294,5 +295,25 @@ fn dram_energy_from_the_energy_tick() -> TestResult {
     e.zones.push(zone(ZoneKind::Dram, 2));
     tel.observe_energy(&e);
     assert_eq!(tel.status_json()["memory"]["dram_energy_uj"], 42);
+    Ok(())
+}
+
+#[test]
+fn frequencies_are_refreshed_once_a_second() -> TestResult {
+    let t = tree()?;
+    let mut tel = Telemetry::new(cfg(&t));
+    let f = t.cpu_root.join("cpu0/cpufreq/scaling_cur_freq");
+    tel.tick(0);
+    std::fs::write(&f, "1200000\n")?;
+    tel.tick(900 * MS);
+    assert_eq!(
+        tel.status_json()["cpu"]["cpus"][0]["frequency_khz"],
+        3_000_000
+    );
+    tel.tick(1000 * MS);
+    assert_eq!(
+        tel.status_json()["cpu"]["cpus"][0]["frequency_khz"],
+        1_200_000
+    );
     Ok(())
 }

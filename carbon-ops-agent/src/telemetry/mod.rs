@@ -12,6 +12,7 @@ pub mod args;
 pub mod cpu;
 pub mod gpu;
 pub mod memory;
+pub mod render;
 pub mod view;
 
 use std::{
@@ -29,6 +30,10 @@ use gpu::{
     meter::{GpuMeter, GpuTick},
     nvml::NvmlSource,
 };
+
+/// CPU frequencies are read at most this often (1 s): a cpufreq file per CPU per 100 ms tick
+/// costs more than the rest of the CPU section, and the figure is informational.
+pub const FREQ_REFRESH_NS: u64 = 1_000_000_000;
 
 /// A telemetry read failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,8 @@ impl PidGpuEnergy {
 pub struct Telemetry {
     cfg: TelemetryConfig,
     prev_stat: Option<cpu::ProcStat>,
+    /// Frequencies and when they were read (refreshed every [`FREQ_REFRESH_NS`]).
+    freqs: Option<(u64, Vec<(u32, cpu::Frequency)>)>,
     gpu: GpuState,
     view: TelemetryView,
 }
@@ -168,6 +175,7 @@ impl Telemetry {
         Telemetry {
             cfg,
             prev_stat: None,
+            freqs: None,
             gpu,
             view,
         }
@@ -195,11 +203,23 @@ impl Telemetry {
                 if let Some(prev) = &self.prev_stat {
                     out.cpu = Some(cpu::utilisation(prev, &stat));
                 }
-                let freqs = stat
-                    .cpus
-                    .iter()
-                    .map(|&(c, _)| (c, cpu::read_frequency(&self.cfg.cpu_sysfs_root, c)))
-                    .collect();
+                let fresh = self.freqs.as_ref().is_some_and(|(t, f)| {
+                    at_ns.saturating_sub(*t) < FREQ_REFRESH_NS
+                        && f.iter().map(|x| x.0).eq(stat.cpus.iter().map(|x| x.0))
+                });
+                if !fresh {
+                    let f = stat
+                        .cpus
+                        .iter()
+                        .map(|&(c, _)| (c, cpu::read_frequency(&self.cfg.cpu_sysfs_root, c)))
+                        .collect();
+                    self.freqs = Some((at_ns, f));
+                }
+                let freqs = self
+                    .freqs
+                    .as_ref()
+                    .map(|(_, f)| f.clone())
+                    .unwrap_or_default();
                 self.view.set_cpu(out.cpu.as_ref(), freqs, None);
                 self.prev_stat = Some(stat);
             }
