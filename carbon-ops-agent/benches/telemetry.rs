@@ -65,6 +65,7 @@ fn main() {
                 gpu_util_pct: Some(87),
                 samples: &samples,
                 processes: &procs,
+                carried: false,
             }))
         })
     });

@@ -35,6 +35,7 @@ fn win<'a>(
         gpu_util_pct: util,
         samples,
         processes,
+        carried: false,
     }
 }
 

@@ -244,3 +244,33 @@ fn two_devices_are_independent() {
     assert_eq!(t.devices[1].energy_uj, 150_000_000);
     assert_eq!(t.devices[1].name, "Fake GPU 1");
 }
+
+#[test]
+fn last_samples_are_carried_for_a_second_then_memory_share() {
+    let (mut m, h) = one();
+    dev(&mut m, 0);
+    h.set(0, |d| {
+        d.processes = vec![GpuProcess {
+            pid: 9,
+            used_memory_bytes: Some(1 << 30),
+            gpu_instance_id: None,
+        }];
+    });
+    set_counter(&h, 10_000);
+    busy(&h, 100, vec![s(5, 1, 30), s(6, 1, 10)]);
+    let t = dev(&mut m, 100 * MS);
+    assert_eq!(t.attribution.basis, Basis::SmSamples);
+    assert_eq!(t.attribution.per_pid, vec![(5, 7_500_000), (6, 2_500_000)]);
+    // No new sample 1 s after the last ones arrived: still carried (3:1).
+    set_counter(&h, 14_000);
+    busy(&h, 100, vec![]);
+    let t = dev(&mut m, 1100 * MS);
+    assert_eq!(t.attribution.basis, Basis::SmSamplesCarried);
+    assert_eq!(t.attribution.per_pid, vec![(5, 3_000_000), (6, 1_000_000)]);
+    // Past a second: the samples are stale; memory share of the running process.
+    set_counter(&h, 18_000);
+    busy(&h, 100, vec![]);
+    let t = dev(&mut m, 1200 * MS);
+    assert_eq!(t.attribution.basis, Basis::MemoryShare);
+    assert_eq!(t.attribution.per_pid, vec![(9, 4_000_000)]);
+}

@@ -9,7 +9,8 @@
 //! 3. The active part is split between processes by the sum of their SM utilisation samples
 //!    in the window (`nvmlDeviceGetProcessUtilization`). Where there are no samples with SM
 //!    activity (MIG, vGPU, drivers that do not sample, or samples dropped) the fallback is
-//!    each running process's share of framebuffer memory; with no memory figures either, the
+//!    each running process's share of framebuffer memory (the meter first carries the last
+//!    window's samples for up to a second, since NVML samples less often than the tick); with no memory figures either, the
 //!    active part is `unattributed`. The basis used is reported.
 //!
 //! Every split is [`largest_remainder`], so `total = attributed + idle + unattributed` and
@@ -26,8 +27,11 @@ use crate::attribution::split::largest_remainder;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
-    /// Per-process SM utilisation samples.
+    /// Per-process SM utilisation samples taken in the window.
     SmSamples,
+    /// No new sample in this window: the previous window's samples, carried for at most
+    /// [`super::meter::SAMPLE_CARRY_NS`] (NVML samples per process less often than the tick).
+    SmSamplesCarried,
     /// Share of framebuffer memory of the running processes (fallback).
     MemoryShare,
     /// Nothing to split by: the active energy is unattributed.
@@ -48,6 +52,8 @@ pub struct DeviceWindow<'a> {
     pub samples: &'a [ProcessSample],
     /// Processes holding a context at the end of the window.
     pub processes: &'a [GpuProcess],
+    /// `samples` are an earlier window's, carried because this one has none.
+    pub carried: bool,
 }
 
 /// One device's window, split.
@@ -134,6 +140,8 @@ pub fn split_device(win: &DeviceWindow<'_>) -> GpuAttribution {
             } else {
                 (Basis::MemoryShare, mem)
             }
+        } else if win.carried {
+            (Basis::SmSamplesCarried, sm)
         } else {
             (Basis::SmSamples, sm)
         }

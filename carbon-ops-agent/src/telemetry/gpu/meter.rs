@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 use super::{
-    DeviceSample, GpuError, GpuSource, MigInstance,
+    DeviceSample, GpuError, GpuSource, MigInstance, ProcessSample,
     attrib::{DeviceWindow, GpuAttribution, split_device},
 };
 use crate::energy::counter::{Counter, CounterSpec};
@@ -25,6 +25,10 @@ pub const COUNTER_UNCERTAINTY: f64 = 0.05;
 /// Relative standard uncertainty of energy from integrated power samples: ±5 % on each sample
 /// plus the unseen variation between samples.
 pub const INTEGRATED_UNCERTAINTY: f64 = 0.15;
+/// How long the last window's SM samples stand in for a window without any, ns (1 s):
+/// NVML refreshes per-process utilisation every 1/6 s to 1 s depending on the board, so
+/// most 100 ms ticks see no new sample.
+pub const SAMPLE_CARRY_NS: u64 = 1_000_000_000;
 /// Power bound used when a device reports no power limit, mW (above any current board).
 pub const DEFAULT_MAX_POWER_MW: u64 = 2_000_000;
 
@@ -94,6 +98,9 @@ struct DeviceState {
     last_power: Option<(u64, u64)>,
     twice_mw_ns: u128,
     integrated_uj: u64,
+    /// The last non-empty window's samples and the tick they arrived at.
+    last_samples: Vec<ProcessSample>,
+    last_samples_at: u64,
 }
 
 /// A GPU source with its accumulators. `Send`.
@@ -141,6 +148,8 @@ impl GpuMeter {
                 last_power: None,
                 twice_mw_ns: 0,
                 integrated_uj: 0,
+                last_samples: Vec::new(),
+                last_samples_at: 0,
             })
             .collect();
         GpuMeter { source, devices }
@@ -239,10 +248,20 @@ impl GpuMeter {
                 tracing::info!(device = i, "GPU energy readable again");
             }
             state.stale = stale;
-            let samples = src.process_samples(i).unwrap_or_else(|e| {
+            let mut samples = src.process_samples(i).unwrap_or_else(|e| {
                 note(e);
                 Vec::new()
             });
+            let mut carried = false;
+            if samples.iter().any(|s| s.sm_util_pct > 0) {
+                state.last_samples.clone_from(&samples);
+                state.last_samples_at = at_ns;
+            } else if !state.last_samples.is_empty()
+                && at_ns.saturating_sub(state.last_samples_at) <= SAMPLE_CARRY_NS
+            {
+                samples.clone_from(&state.last_samples);
+                carried = true;
+            }
             let processes = src.processes(i).unwrap_or_else(|e| {
                 note(e);
                 Vec::new()
@@ -257,6 +276,7 @@ impl GpuMeter {
                 gpu_util_pct: sample.gpu_util_pct,
                 samples: &samples,
                 processes: &processes,
+                carried,
             });
             debug_assert!(attribution.conserves());
             out.devices.push(DeviceTick {
