@@ -145,6 +145,13 @@ fn status_and_process_sections() -> TestResult {
     assert_eq!(u(&p["rss_bytes"]), 512 * 1024);
     assert_eq!(u(&p["gpu_energy_uj"]), 15_000_000);
     assert_eq!(u(&p["gpu_devices"][0]["energy_uj"]), 15_000_000);
+    let mut answer = serde_json::json!({"pid": 31337, "energy_uj": 5});
+    tel.view().merge_process(&mut answer, 31337);
+    assert_eq!(answer["energy_uj"], 5);
+    assert_eq!(u(&answer["gpu_energy_uj"]), 15_000_000);
+    let mut status = serde_json::json!({"version": "x"});
+    tel.view().merge_status(&mut status);
+    assert!(status["gpu"].is_object() && status["cpu"].is_object() && status["version"] == "x");
     let gone = tel.process_json(4);
     assert!(gone["rss_bytes"].is_null());
     assert!(

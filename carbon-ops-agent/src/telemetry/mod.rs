@@ -132,6 +132,13 @@ impl PidGpuEnergy {
     }
 }
 
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<Telemetry>();
+    assert_send_sync::<TelemetryView>();
+};
+
 /// The telemetry aggregate (owned by the tick thread).
 #[derive(Debug)]
 pub struct Telemetry {

@@ -63,11 +63,13 @@ pub fn render_status(v: &Value) -> String {
             let power = d["sample"]["power_mw"]
                 .as_f64()
                 .map_or("n/a".to_owned(), |mw| format!("{:.0} W", mw / 1000.0));
+            let util = d["sample"]["gpu_util_pct"]
+                .as_u64()
+                .map_or("n/a".to_owned(), |u| format!("{u} %"));
             s += &format!(
-                "gpu {}           {}  {power}  util {} %  ({}, ±{:.0} %)\n  energy {:.3} J = attributed {:.3} J + idle {:.3} J + unattributed {:.3} J\n",
+                "gpu {}           {}  {power}  util {util}  ({}, ±{:.0} %)\n  energy {:.3} J = attributed {:.3} J + idle {:.3} J + unattributed {:.3} J\n",
                 d["index"],
                 d["name"].as_str().unwrap_or("?"),
-                d["sample"]["gpu_util_pct"],
                 d["method"].as_str().unwrap_or("?"),
                 num(&d["relative_uncertainty"]) * 100.0,
                 num(&d["energy_uj"]) / 1e6,
@@ -127,6 +129,19 @@ mod tests {
         assert!(s.contains("1.00 GiB used of 4.00 GiB"), "{s}");
         assert!(
             s.contains("gpu             unavailable: cannot load NVML"),
+            "{s}"
+        );
+        let g = json!({"gpu": {"available": true, "devices": [{"index": 0, "name": "NVIDIA H200",
+            "method": "counter", "relative_uncertainty": 0.05, "energy_uj": 3_000_000,
+            "attributed_uj": 2_000_000, "idle_uj": 1_000_000, "unattributed_uj": 0,
+            "sample": {"power_mw": 350_000, "gpu_util_pct": null}, "mig": []}]}});
+        let s = render_status(&g);
+        assert!(
+            s.contains("NVIDIA H200  350 W  util n/a  (counter, ±5 %)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("energy 3.000 J = attributed 2.000 J + idle 1.000 J"),
             "{s}"
         );
         let p = render_process(

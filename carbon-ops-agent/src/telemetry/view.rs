@@ -218,6 +218,16 @@ impl TelemetryView {
         }
     }
 
+    /// Adds the `cpu`, `memory` and `gpu` sections to a `status` answer object.
+    pub fn merge_status(&self, answer: &mut Value) {
+        merge(answer, self.status_json());
+    }
+
+    /// Adds `rss_bytes`, `gpu_energy_uj` and their companions to a `process` answer object.
+    pub fn merge_process(&self, answer: &mut Value, pid: u32) {
+        merge(answer, self.process_json(pid));
+    }
+
     /// GPU µJ given to `pid` since the agent started (0 if none).
     pub fn gpu_energy_uj(&self, pid: u32) -> u64 {
         self.pids.get(&pid).map_or(0, PidGpuEnergy::total_uj)
@@ -281,5 +291,12 @@ impl TelemetryView {
             "gpu_devices": per_device,
             "gpu_state": self.gpu.state,
         })
+    }
+}
+
+/// Moves `from`'s fields into `into` (both objects; anything else is left alone).
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+        a.extend(b);
     }
 }
