@@ -9,11 +9,32 @@
 # too. Prints the GPU model. Exit: 0 pass, 1 fail, 77 skipped (no NVIDIA library or no torch).
 #
 # Usage: scripts/gpu-check.sh [SECONDS]   (default 15; output kept in $GPU_CHECK_OUT or a temp dir)
+#        scripts/gpu-check.sh --prepare DIR
+#            builds here (release) and copies carbon-ops-agent, carbon-ops and the check binary
+#            into DIR, for a GPU machine that cannot build (no network for crates); there run
+#            GPU_CHECK_PREBUILT=DIR scripts/gpu-check.sh [SECONDS].
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+
+build() { # DIR: build release binaries and the check binary, copy them into DIR
+  mkdir -p "$1"
+  cargo build --release -p carbon-ops-agent --bins >"$1/build.log" 2>&1 || return 1
+  local exe
+  exe=$(cargo test --release -p carbon-ops-agent --test telemetry_gpu_live --no-run 2>&1 |
+    tee -a "$1/build.log" | sed -n 's/.*Executable .*(\(.*telemetry_gpu_live-[^)]*\)).*/\1/p' | tail -1)
+  [ -n "$exe" ] && [ -x "$exe" ] || return 1
+  cp "$CARGO_TARGET_DIR/release/carbon-ops-agent" "$CARGO_TARGET_DIR/release/carbon-ops" "$1/" &&
+    cp "$exe" "$1/telemetry_gpu_live"
+}
+if [ "${1:-}" = "--prepare" ]; then
+  [ -n "${2:-}" ] || { echo "usage: $0 --prepare DIR" >&2; exit 2; }
+  build "$2" || { echo "[gpu-check] build failed: see $2/build.log" >&2; exit 1; }
+  echo "[gpu-check] prepared $2: run GPU_CHECK_PREBUILT=$2 $0 on the GPU machine"
+  exit 0
+fi
 SECS=${1:-15}
 OUT=${GPU_CHECK_OUT:-$(mktemp -d)}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$OUT"
 log() { printf '[gpu-check] %s\n' "$*"; }
 skip() { log "SKIP: $*"; exit 77; }
@@ -28,10 +49,14 @@ if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   skip "PyTorch with CUDA is not importable by $PY: no GPU workload to run (install torch, or set PYTHON)"
 fi
 
-log "building (release) ..."
-cargo build --release -p carbon-ops-agent --bins >"$OUT/build.log" 2>&1 || fail "build failed: see $OUT/build.log"
-cargo test --release -p carbon-ops-agent --test telemetry_gpu_live --no-run >>"$OUT/build.log" 2>&1 ||
-  fail "test build failed: see $OUT/build.log"
+if [ -n "${GPU_CHECK_PREBUILT:-}" ]; then
+  BIN=$GPU_CHECK_PREBUILT
+  [ -x "$BIN/telemetry_gpu_live" ] || fail "$BIN/telemetry_gpu_live missing: run $0 --prepare $BIN first"
+else
+  log "building (release) ..."
+  BIN=$OUT/bin
+  build "$BIN" || fail "build failed: see $BIN/build.log"
+fi
 
 log "starting the GPU workload (matmul loop, $((SECS + 20)) s) ..."
 "$PY" - "$((SECS + 20))" >"$OUT/workload.log" 2>&1 <<'PYEOF' &
@@ -57,7 +82,7 @@ log "workload pid $WL on $(sed -n 's/^ready //p' "$OUT/workload.log")"
 
 log "telemetry check for $SECS s ..."
 CARBON_OPS_GPU_CHECK_PID=$WL CARBON_OPS_GPU_CHECK_SECS=$SECS \
-  cargo test --release -p carbon-ops-agent --test telemetry_gpu_live -- --nocapture >"$OUT/live.log" 2>&1
+  "$BIN/telemetry_gpu_live" --nocapture >"$OUT/live.log" 2>&1
 LIVE=$?
 grep '^GPU_CHECK ' "$OUT/live.log" | sed 's/^GPU_CHECK //' >"$OUT/gpu-check.json"
 if [ -s "$OUT/gpu-check.json" ]; then
@@ -75,7 +100,6 @@ fi
 [ "$LIVE" -eq 0 ] || fail "telemetry check failed: $(grep -m1 'FAIL' "$OUT/live.log" || tail -20 "$OUT/live.log")"
 log "telemetry check passed"
 
-BIN=$CARGO_TARGET_DIR/release
 if "$BIN/carbon-ops-agent" --help 2>/dev/null | grep -q -- '--gpu'; then
   SOCK=$OUT/agent.sock
   "$BIN/carbon-ops-agent" --gpu nvml --attribution procfs --interval 100ms --socket "$SOCK" \
