@@ -246,6 +246,11 @@ impl GpuMeter {
             };
             if !stale && state.stale {
                 tracing::info!(device = i, "GPU energy readable again");
+            } else if stale && !state.stale {
+                tracing::warn!(
+                    device = i,
+                    "GPU energy unreadable; marked stale (the reason is in status)"
+                );
             }
             state.stale = stale;
             let mut samples = src.process_samples(i).unwrap_or_else(|e| {
