@@ -179,3 +179,33 @@ impl<E: std::fmt::Display> ErrString for Result<(), E> {
         }
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line(label: &str, f: &[u64; 8]) -> String {
+        let fields: Vec<String> = f.iter().map(u64::to_string).collect();
+        format!("{label} {} 0 0\n", fields.join(" "))
+    }
+
+    proptest! {
+        #[test]
+        fn windows_are_fractions_or_absent(
+            a in proptest::array::uniform8(0u64..1 << 40),
+            b in proptest::array::uniform8(0u64..1 << 40),
+        ) {
+            let sa = parse_proc_stat(&(line("cpu", &a) + &line("cpu0", &a))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let sb = parse_proc_stat(&(line("cpu", &b) + &line("cpu0", &b))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let u = utilisation(&sa, &sb);
+            prop_assert_eq!(u.cpus.len(), 1);
+            prop_assert_eq!(u.cpus[0].1, u.host);
+            if let Some(w) = u.host {
+                prop_assert!(w.busy <= w.total && w.total > 0);
+                prop_assert!((0.0..=1.0).contains(&w.fraction()));
+                // Present only when neither busy nor idle went back.
+                prop_assert!(sb.host.busy >= sa.host.busy && sb.host.idle >= sa.host.idle);
+            }
+        }
+    }
+}

@@ -274,3 +274,53 @@ fn last_samples_are_carried_for_a_second_then_memory_share() {
     assert_eq!(t.attribution.basis, Basis::MemoryShare);
     assert_eq!(t.attribution.per_pid, vec![(9, 4_000_000)]);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One scripted tick: a counter step (mJ; or a failed read), utilisation and samples.
+    fn step() -> impl Strategy<Value = (Option<u64>, Option<u32>, Vec<(u32, u64, u32)>, u64)> {
+        (
+            proptest::option::weighted(0.9, 0u64..u64::MAX - 1),
+            proptest::option::of(0u32..=100),
+            proptest::collection::vec((0u32..5, 0u64..50, 0u32..=100), 0..6),
+            1u64..2_000, // ms since the previous tick
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_counter_sequence_conserves_and_never_decreases(
+            steps in proptest::collection::vec(step(), 1..40)
+        ) {
+            let (mut m, h) = one();
+            let (mut at, mut sum, mut last_cum) = (0u64, 0u64, 0u64);
+            for (raw, util, samples, dt) in steps {
+                at += dt * MS;
+                h.set(0, |d| {
+                    d.energy_mj = raw.ok_or(GpuError::Query {
+                        device: 0,
+                        what: "total energy consumption",
+                        reason: "scripted".into(),
+                    });
+                    d.sample = Ok(DeviceSample {
+                        power_mw: Some(100_000),
+                        gpu_util_pct: util,
+                        ..DeviceSample::default()
+                    });
+                    d.pending_samples = samples.iter().map(|&(p, t, u)| s(p, t, u)).collect();
+                });
+                let t = dev(&mut m, at);
+                prop_assert!(t.attribution.conserves());
+                prop_assert_eq!(t.attribution.total_uj, t.energy_uj);
+                prop_assert!(t.cumulative_uj >= last_cum);
+                sum += t.energy_uj;
+                prop_assert_eq!(t.cumulative_uj, sum);
+                last_cum = t.cumulative_uj;
+                // Never more than twice the 300 W limit over the span, plus one mJ of slack.
+                prop_assert!(u128::from(t.energy_uj) <= 600u128 * u128::from(t.span_ns) / 1000 + 1000);
+            }
+        }
+    }
+}
