@@ -279,8 +279,11 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
-    /// One scripted tick: a counter step (mJ; or a failed read), utilisation and samples.
-    fn step() -> impl Strategy<Value = (Option<u64>, Option<u32>, Vec<(u32, u64, u32)>, u64)> {
+    /// One scripted tick: counter (mJ; `None` = failed read), utilisation, samples
+    /// `(pid, timestamp, sm %)`, ms since the previous tick.
+    type Step = (Option<u64>, Option<u32>, Vec<(u32, u64, u32)>, u64);
+
+    fn step() -> impl Strategy<Value = Step> {
         (
             proptest::option::weighted(0.9, 0u64..u64::MAX - 1),
             proptest::option::of(0u32..=100),
