@@ -20,4 +20,5 @@ pub mod ledger_adapter;
 pub mod protocol;
 pub mod server;
 pub mod tasks;
+pub mod telemetry;
 pub mod units;
