@@ -155,12 +155,13 @@ pub fn render_status(v: &Value) -> String {
         f(&e["idle_uj"]) / 1e6,
         f(&e["unattributed_uj"]) / 1e6
     );
+    s += &crate::telemetry::render::render_status(v);
     s
 }
 
 /// Human rendering of `process`.
 pub fn render_process(v: &Value) -> String {
-    format!(
+    let mut s = format!(
         "pid             {}\ncomm            {}\nuid             {}\ncpu time        {:.3} s\nenergy          {:.3} J ({:.6} Wh) ±{:.0} %\nallocation      {:.1} % of busy CPU time\nstate           {}\nsource          {} / {}\n",
         v["pid"],
         v["comm"].as_str().unwrap_or("?"),
@@ -177,7 +178,9 @@ pub fn render_process(v: &Value) -> String {
         },
         v["energy_source"].as_str().unwrap_or("?"),
         v["attribution_mode"].as_str().unwrap_or("?"),
-    )
+    );
+    s += &crate::telemetry::render::render_process(v);
+    s
 }
 
 /// Human rendering of `top`.

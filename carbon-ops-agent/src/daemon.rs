@@ -47,6 +47,9 @@ pub struct AgentArgs {
     /// Energy sources.
     #[command(flatten)]
     pub energy: EnergyArgs,
+    /// Host telemetry (CPU, memory, GPU).
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::args::TelemetryArgs,
     /// CPU accounting: auto (ebpf, else procfs), ebpf or procfs.
     #[arg(long, value_enum, default_value_t = AttributionArg::Auto)]
     pub attribution: AttributionArg,
@@ -246,8 +249,14 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let shared = Arc::new(Shared::new(info, args.retention.as_secs_f64()));
     let ledger = crate::ledger_adapter::open(&args.ledger, args.no_ledger);
     let bound = server::socket::bind(&args.socket, &args.socket_group)?;
+    let telemetry = crate::telemetry::Telemetry::new(args.telemetry.config(
+        &args.energy.procfs_root,
+        &args.energy.cpu_sysfs_root,
+        u64::try_from(args.retention.as_nanos()).unwrap_or(u64::MAX),
+    ));
     let engine = Engine::new(
         meter,
+        telemetry,
         tasks,
         args.idle_policy,
         args.energy.procfs_root.clone(),

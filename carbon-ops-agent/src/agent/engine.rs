@@ -111,6 +111,8 @@ impl Shared {
 pub struct Engine {
     /// Energy.
     pub meter: Meter,
+    /// CPU, memory and GPU telemetry.
+    pub telemetry: crate::telemetry::Telemetry,
     /// CPU accounting.
     pub tasks: Box<dyn TaskStats>,
     /// Idle policy.
@@ -130,8 +132,13 @@ pub struct Engine {
 
 impl Engine {
     /// Assembles an engine.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor wiring every part of the loop"
+    )]
     pub fn new(
         meter: Meter,
+        telemetry: crate::telemetry::Telemetry,
         tasks: Box<dyn TaskStats>,
         policy: IdlePolicy,
         proc_root: PathBuf,
@@ -141,6 +148,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             meter,
+            telemetry,
             tasks,
             policy,
             proc_root,
@@ -173,6 +181,8 @@ impl Engine {
     /// One tick at the instant `at_ns` (CLOCK_MONOTONIC).
     pub fn step(&mut self, at_ns: u64) {
         let energy = self.meter.tick(at_ns);
+        self.telemetry.tick(at_ns);
+        self.telemetry.observe_energy(&energy);
         let snapshot = self.tasks.snapshot(at_ns);
         let clocks = Clocks {
             unix_now: unix_now(),
@@ -181,6 +191,7 @@ impl Engine {
         };
         let mut store = self.shared.fine.lock().unwrap_or_else(|p| p.into_inner());
         store.uncertainty_rel = energy.relative_uncertainty;
+        store.telemetry = Arc::new(self.telemetry.view().clone());
         store.zones = zones(&energy);
         let delta = match snapshot {
             Ok(snap) => self.differ.diff(&snap),

@@ -146,6 +146,8 @@ pub struct Store {
     pub uncertainty_rel: f64,
     /// Exited processes are dropped this many seconds after exit.
     pub retention_s: f64,
+    /// Host telemetry (CPU, memory, GPU) as of the last tick.
+    pub telemetry: std::sync::Arc<crate::telemetry::TelemetryView>,
 }
 
 impl Store {

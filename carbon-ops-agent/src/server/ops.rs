@@ -161,7 +161,7 @@ fn ledger(ctx: &Ctx) -> Result<&Arc<dyn LedgerOps>, ProtoError> {
 
 fn status(shared: &Shared, s: &Store, peer: Peer) -> Value {
     let info = &shared.info;
-    json!({
+    let mut v = json!({
         "version": info.version,
         "instance_id": info.instance_id,
         "energy_source": info.energy_source,
@@ -181,11 +181,13 @@ fn status(shared: &Shared, s: &Store, peer: Peer) -> Value {
         "late_ticks": shared.late_ticks.load(std::sync::atomic::Ordering::Relaxed),
         "snapshot_errors": shared.snapshot_errors.load(std::sync::atomic::Ordering::Relaxed),
         "now": unix_now(),
-    })
+    });
+    s.telemetry.merge_status(&mut v);
+    v
 }
 
 fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
-    json!({
+    let mut v = json!({
         "pid": r.id.pid,
         "start_boottime_ns": r.id.start_boottime_ns,
         "comm": r.comm,
@@ -204,7 +206,9 @@ fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
         "host_energy_uj": s.energy.total_uj,
         "energy_source": shared.info.energy_source,
         "attribution_mode": shared.info.attribution_mode,
-    })
+    });
+    s.telemetry.merge_process(&mut v, r.id.pid);
+    v
 }
 
 fn tree(shared: &Shared, s: &Store, peer: Peer, root: &ProcRecord) -> Value {
