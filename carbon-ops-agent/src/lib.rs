@@ -21,3 +21,4 @@ pub mod protocol;
 pub mod server;
 pub mod tasks;
 pub mod units;
+pub mod ux;
