@@ -112,20 +112,26 @@ fn num(v: &Value, key: &str) -> Option<f64> {
 
 /// The `perf stat`-like table.
 pub fn render(s: &RunSummary) -> String {
-    let mut out = format!(
-        "\n carbon-ops run: '{}'\n\n",
-        s.command.join(" ").replace('\'', "\\'")
-    );
+    let shown: Vec<String> = s
+        .command
+        .iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$;&|".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut out = format!("\n carbon-ops run: {}\n\n", shown.join(" "));
     let row = |k: &str, v: String| format!(" {v:>22}  {k}\n");
     out += &row("seconds elapsed", format!("{:.3}", s.duration_s));
     out += &row(
-        "seconds CPU (user + sys, kernel rusage)",
-        format!(
-            "{:.3}  ({:.3} + {:.3})",
-            s.cpu.total_s(),
-            s.cpu.user_s,
-            s.cpu.system_s
+        &format!(
+            "seconds CPU (user {:.3} + sys {:.3}, kernel rusage)",
+            s.cpu.user_s, s.cpu.system_s
         ),
+        format!("{:.3}", s.cpu.total_s()),
     );
     match &s.energy {
         Some(e) => {

@@ -68,9 +68,24 @@ fn answer(script: &Script, req: &Value, started: f64) -> Value {
             Some(p) => ok(p.clone()),
             None => json!({"v": 1, "ok": false, "error": {"code": "not_found", "message": "no"}}),
         },
-        "top" => ok(
-            json!({"by": "power", "window_s": 1.0, "energy_source": "sysfs", "processes": script.top}),
-        ),
+        "top" => {
+            // A process with `cpu_rate` (cores) has used that much CPU since the agent started.
+            let procs: Vec<Value> = script
+                .top
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    if let Some(rate) = p["cpu_rate"].as_f64() {
+                        p["cpu_time_ns"] = json!(((at - started) * rate * 1e9) as u64);
+                    }
+                    if let Value::Object(m) = &mut p {
+                        m.remove("cpu_rate");
+                    }
+                    p
+                })
+                .collect();
+            ok(json!({"by": "power", "window_s": 1.0, "energy_source": "sysfs", "processes": procs}))
+        }
         "estimate" => {
             let mut fields = req.clone();
             if let Value::Object(m) = &mut fields {
