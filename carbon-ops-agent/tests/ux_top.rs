@@ -26,10 +26,24 @@ fn once(agent: &FakeAgent, by: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_carbon-ops"))
         .arg("--socket")
         .arg(&agent.socket)
-        .args(["top", "--once", "--json", "--interval-ms", "400", "-n", "2", "--by", by])
+        .args([
+            "top",
+            "--once",
+            "--json",
+            "--interval-ms",
+            "400",
+            "-n",
+            "2",
+            "--by",
+            by,
+        ])
         .output()
         .expect("run carbon-ops top");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
@@ -62,10 +76,22 @@ fn once_json_has_zone_power_and_sorted_processes() {
     // -n 2, by power: hot, mid.
     assert_eq!(pids(&v), [11, 12]);
     let p = &v["processes"][0];
-    for key in ["pid", "comm", "uid", "power_w", "energy_uj", "cpu_time_ns", "cpu_pct", "exited"] {
+    for key in [
+        "pid",
+        "comm",
+        "uid",
+        "power_w",
+        "energy_uj",
+        "cpu_time_ns",
+        "cpu_pct",
+        "exited",
+    ] {
         assert!(p.get(key).is_some(), "missing {key}: {p}");
     }
-    assert!((p["cpu_pct"].as_f64().expect(&v.to_string()) - 90.0).abs() < 2.0, "{p}");
+    assert!(
+        (p["cpu_pct"].as_f64().expect(&v.to_string()) - 90.0).abs() < 2.0,
+        "{p}"
+    );
     assert_eq!(pids(&once(&agent, "energy")), [10, 12]);
     assert_eq!(pids(&once(&agent, "cpu")), [11, 12]);
 }
@@ -97,7 +123,10 @@ fn the_view_differences_readings_by_hand() {
     assert_eq!(v["processes"][0]["pid"], 1);
     assert_eq!(v["processes"][0]["cpu_pct"], 75.0);
     assert_eq!(v["processes"][1]["cpu_pct"], 25.0);
-    assert_eq!(view(Some(&prev), &cur, SortBy::Power, 10)["processes"][0]["pid"], 2);
+    assert_eq!(
+        view(Some(&prev), &cur, SortBy::Power, 10)["processes"][0]["pid"],
+        2
+    );
     // The first reading alone has no power yet, and says so.
     let first = view(None, &cur, SortBy::Power, 10);
     assert!(first["zones"][0]["power_w"].is_null());

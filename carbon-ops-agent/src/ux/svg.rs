@@ -178,8 +178,8 @@ pub fn bar_chart(title: &str, y_label: &str, bars: &[Bar]) -> String {
     let y_of = |v: f64| TOP + h - (v.max(0.0) / y_max).min(1.0) * h;
     for (i, b) in bars.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let x = LEFT + slot * i as f64 + slot * 0.15;
-        let bw = slot * 0.7;
+        let bw = (slot * 0.7).min(110.0);
+        let x = LEFT + slot * i as f64 + (slot - bw) / 2.0;
         let name = escape(&b.label);
         let y = y_of(b.value);
         let _ = write!(

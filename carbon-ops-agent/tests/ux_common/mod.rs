@@ -84,7 +84,9 @@ fn answer(script: &Script, req: &Value, started: f64) -> Value {
                     p
                 })
                 .collect();
-            ok(json!({"by": "power", "window_s": 1.0, "energy_source": "sysfs", "processes": procs}))
+            ok(
+                json!({"by": "power", "window_s": 1.0, "energy_source": "sysfs", "processes": procs}),
+            )
         }
         "estimate" => {
             let mut fields = req.clone();
