@@ -36,6 +36,25 @@ fn middle(line: &str) -> Option<String> {
     (parts.len() == 6).then(|| format!("{} {}", parts[2], parts[3]))
 }
 
+/// Lines a bench prints itself (`name: free text`), outside criterion's format, e.g. a
+/// poller's CPU share over a timed run.
+pub fn custom_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .filter(|l| {
+            l.split_once(": ").is_some_and(|(head, _)| {
+                !head.is_empty()
+                    && !head.starts_with("Benchmarking")
+                    && !["Warning", "warning", "error", "note"].contains(&head)
+                    && head
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '-'))
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Parses criterion's text output (the id is on the `time:` line or the line before it).
 pub fn parse_criterion(out: &str) -> Vec<Measured> {
     let mut found: Vec<Measured> = Vec::new();
@@ -44,7 +63,11 @@ pub fn parse_criterion(out: &str) -> Vec<Measured> {
         let t = line.trim();
         if let Some((head, _)) = t.split_once("time:") {
             let head = head.trim();
-            let id = if head.is_empty() { last_id.clone() } else { head.to_owned() };
+            let id = if head.is_empty() {
+                last_id.clone()
+            } else {
+                head.to_owned()
+            };
             if let Some(time) = middle(t) {
                 found.push(Measured {
                     id,
@@ -53,7 +76,8 @@ pub fn parse_criterion(out: &str) -> Vec<Measured> {
                 });
             }
         } else if t.starts_with("thrpt:") {
-            if let Some(m) = found.last_mut() {
+            // The first `thrpt:` after a result; a `change:` block repeats it as percentages.
+            if let Some(m) = found.last_mut().filter(|m| m.throughput.is_none()) {
                 m.throughput = middle(t);
             }
         } else if !t.is_empty()
@@ -122,20 +146,46 @@ fn unix_date() -> String {
         .unwrap_or_default()
 }
 
+/// Names of the bench targets: the `.rs` files of `dir`, sorted.
+fn bench_targets(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "rs").then(|| p.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs every benchmark and records the results; see the module doc.
 pub fn run(root: &Path) -> Result<()> {
     let mut failures = Vec::new();
+    let extra = std::env::var("CARBON_OPS_BENCH_ARGS").unwrap_or_default();
+    let sampling = if extra.trim().is_empty() {
+        "criterion's default sampling".to_owned()
+    } else {
+        format!("criterion with `{}`", extra.trim())
+    };
     let mut section = format!(
-        "\n## Run {}\n\nMachine: {}. Method: `cargo xtask bench` (release profile; criterion \
-         medians of its default sampling; the agent harness's own method below). Figures from \
-         one noisy machine: compare ratios, not absolutes.\n",
+        "\n## Run {}\n\nMachine: {}. Method: `cargo xtask bench` (release profile; medians, \
+         {sampling}; the agent harness's own method below). Figures from one noisy machine: \
+         compare ratios, not absolutes.\n",
         unix_date(),
         machine()
     );
 
+    // Only the criterion targets (`benches/*.rs`): `cargo bench -p` alone would also run the
+    // library's libtest harness, which refuses criterion's arguments.
     let mut bench = cargo(root);
     bench.args(["bench", "-p", "carbon-ops-agent"]);
-    if let Ok(extra) = std::env::var("CARBON_OPS_BENCH_ARGS") {
+    for name in bench_targets(&root.join("carbon-ops-agent/benches")) {
+        bench.args(["--bench", &name]);
+    }
+    if !extra.trim().is_empty() {
         bench.arg("--").args(extra.split_whitespace());
     }
     match capture(&mut bench) {
@@ -154,9 +204,20 @@ pub fn run(root: &Path) -> Result<()> {
             if rows.is_empty() {
                 section += "| (no criterion results parsed) | | |\n";
             }
+            let custom = custom_lines(&out);
+            if !custom.is_empty() {
+                let _ = writeln!(
+                    section,
+                    "\nPrinted by the benches:\n\n```text\n{}\n```",
+                    custom.join("\n")
+                );
+            }
         }
         Err(e) => {
-            let _ = writeln!(section, "\n### Micro benchmarks (criterion)\n\nFAILED: {e:#}");
+            let _ = writeln!(
+                section,
+                "\n### Micro benchmarks (criterion)\n\nFAILED: {e:#}"
+            );
             failures.push(e);
         }
     }
@@ -183,7 +244,10 @@ pub fn run(root: &Path) -> Result<()> {
             }
         }
     } else {
-        eprintln!("skipping the agent load harness: {} does not exist", harness.display());
+        eprintln!(
+            "skipping the agent load harness: {} does not exist",
+            harness.display()
+        );
         section += "Skipped: `examples/agent_bench.rs` does not exist in this checkout.\n";
     }
 
@@ -211,6 +275,10 @@ mod tests {
 Benchmarking ledger/append_one: Warming up for 3.0000 s
 ledger/append_one       time:   [1.1000 µs 1.2345 µs 1.3000 µs]
                         thrpt:  [769.23 Kelem/s 810.04 Kelem/s 909.09 Kelem/s]
+                 change:
+                        time:   [+2565.1% +5849.6% +10161%] (p = 0.00 < 0.05)
+                        thrpt:  [-99.0% -98.0% -97.0%]
+energy_poller_10hz: 100 ticks in 9.900 s wall, 0.1160 % of one core
 Found 3 outliers among 100 measurements (3.00%)
 energy/a_very_long_benchmark_name_that_wraps
                         time:   [10.000 ns 11.000 ns 12.000 ns]
@@ -232,6 +300,21 @@ energy/a_very_long_benchmark_name_that_wraps
                 },
             ]
         );
+        assert_eq!(
+            custom_lines(out),
+            ["energy_poller_10hz: 100 ticks in 9.900 s wall, 0.1160 % of one core"]
+        );
+    }
+
+    #[test]
+    fn bench_targets_are_the_rs_files() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for f in ["b.rs", "a.rs", "notes.md"] {
+            std::fs::write(dir.join(f), "").expect("write");
+        }
+        assert_eq!(bench_targets(&dir), ["a", "b"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
