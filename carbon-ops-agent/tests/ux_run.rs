@@ -46,6 +46,9 @@ fn tree_child() {
     let me = std::env::current_exe().expect("exe");
     if mode == "parent" {
         for _ in 0..2 {
+            // Deliberately not waited for: the parent exits first and the children re-parent
+            // to `carbon-ops run`, the subreaper, which must reap them.
+            #[expect(clippy::zombie_processes, reason = "orphaned on purpose")]
             Command::new(&me)
                 .args(["--exact", "tree_child", "--nocapture", "--test-threads=1"])
                 .env(TREE_ENV, "child")

@@ -89,7 +89,7 @@ fn once_json_has_zone_power_and_sorted_processes() {
         assert!(p.get(key).is_some(), "missing {key}: {p}");
     }
     assert!(
-        (p["cpu_pct"].as_f64().expect(&v.to_string()) - 90.0).abs() < 2.0,
+        (p["cpu_pct"].as_f64().unwrap_or_else(|| panic!("{v}")) - 90.0).abs() < 2.0,
         "{p}"
     );
     assert_eq!(pids(&once(&agent, "energy")), [10, 12]);

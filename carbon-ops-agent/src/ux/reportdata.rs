@@ -182,7 +182,7 @@ pub fn from_ledger(lines: &[&str]) -> ReportData {
         }
     }
     let mut by_energy: Vec<_> = procs.into_iter().collect();
-    by_energy.sort_by(|a, b| b.1.cmp(&a.1));
+    by_energy.sort_by_key(|e| std::cmp::Reverse(e.1));
     d.energy
         .extend(by_energy.into_iter().take(12).map(|((pid, comm), uj)| Bar {
             label: format!("{comm} ({pid})"),
