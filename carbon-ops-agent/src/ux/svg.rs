@@ -27,7 +27,13 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            // Characters XML 1.0 forbids.
+            c if ((c as u32) < 0x20 && c != '\n' && c != '\t')
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}' =>
+            {
+                out.push(' ');
+            }
             c => out.push(c),
         }
     }
