@@ -170,9 +170,11 @@ pub fn render(v: &Value) -> String {
     for p in v["processes"].as_array().into_iter().flatten() {
         s += &format!(
             "{:>8} {:<16} {:>6} {:>10} {:>14.3} {:>10.2} {:>7}{}\n",
-            p["pid"],
+            p["pid"].as_u64().unwrap_or(0),
             p["comm"].as_str().unwrap_or("?"),
-            p["uid"],
+            p["uid"]
+                .as_u64()
+                .map_or_else(|| "?".to_owned(), |u| u.to_string()),
             opt(&p["power_w"], 3),
             p["energy_uj"].as_f64().unwrap_or(0.0) / 1e6,
             p["cpu_time_ns"].as_f64().unwrap_or(0.0) / 1e9,
