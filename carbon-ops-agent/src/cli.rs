@@ -44,18 +44,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The processes using the most power (or energy).
-    Top {
-        /// How many.
-        #[arg(short, long, default_value_t = 10)]
-        n: usize,
-        /// power (last second) or energy (cumulative).
-        #[arg(long, default_value = "power")]
-        by: String,
-        /// Print the agent's JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Live view: host power by zone, processes by power (`--once --json` for scripts).
+    Top(crate::ux::top::TopArgs),
+    /// Run a command and report its tree's energy and carbon (like `perf stat`).
+    Run(crate::ux::run::RunArgs),
+    /// Render a ledger or a run summary to a self-contained SVG or HTML report.
+    Report(crate::ux::report::ReportArgs),
     /// Carbon estimate for an energy figure or a process.
     Estimate(Box<crate::carbon::cli::EstimateArgs>),
     /// Verify, show or append to a ledger file (no agent needed).
@@ -92,14 +86,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 write!(out, "{}", render_process(&v))?;
             }
         }
-        Command::Top { n, by, json } => {
-            let v = ask(socket, "top", json!({"n": n, "by": by}))?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-            } else {
-                write!(out, "{}", render_top(&v))?;
-            }
-        }
+        Command::Top(args) => return crate::ux::top::run(socket.map(PathBuf::as_path), &args),
+        Command::Run(args) => return crate::ux::run::run(socket.map(PathBuf::as_path), &args),
+        Command::Report(args) => return crate::ux::report::run(&args),
         Command::Ledger { cmd } => return crate::ledger::cli::run(cmd),
         Command::Estimate(args) => {
             if args.energy_wh.is_some() || args.list_regions {

@@ -22,3 +22,4 @@ pub mod server;
 pub mod tasks;
 pub mod telemetry;
 pub mod units;
+pub mod ux;
