@@ -159,3 +159,55 @@ pub fn spawn_busy_into(cg: &mut RealCgroup) -> std::io::Result<u32> {
     std::fs::write(cg.dir.join("cgroup.procs"), pid.to_string())?;
     Ok(pid)
 }
+
+/// Agent facts for rendering.
+pub fn info() -> carbon_ops::agent::engine::AgentInfo {
+    carbon_ops::agent::engine::AgentInfo {
+        version: "0.1.0",
+        instance_id: "feedc0de".into(),
+        energy_source: "sysfs",
+        energy_source_reason: "test".into(),
+        attribution_mode: "ebpf",
+        attribution_reason: None,
+        interval_ms: 100,
+        idle_policy: "idle_bucket",
+        resolution_ms: 1000,
+    }
+}
+
+/// Builds the recorded paths as directories under `root` (a fake cgroup2 tree) and returns
+/// the store of [`paths`]'s processes with the directories' inodes as cgroup ids: p1 ctr1/podA
+/// 3000 µJ, p2 ctr2/podA 2000, p3 ctr3/podB 1000, p4 nginx 500 per tick, two ticks; p7
+/// (`comm` with a quote) 1 µJ in the root cgroup.
+pub fn store_on_fake_tree(root: &Path) -> std::io::Result<Store> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ids = Vec::new();
+    for id in [11, 12, 21, 31] {
+        let dir = root.join(paths(id).unwrap_or("/").trim_start_matches('/'));
+        std::fs::create_dir_all(&dir)?;
+        ids.push(std::fs::metadata(&dir)?.ino());
+    }
+    let root_id = std::fs::metadata(root)?.ino();
+    let mut s = Store::new(600.0);
+    let runs = [
+        (1, ids[0], 30_000_000, 3000),
+        (2, ids[1], 20_000_000, 2000),
+        (3, ids[2], 10_000_000, 1000),
+        (4, ids[3], 5_000_000, 500),
+    ];
+    tick(&mut s, &runs, 40, &[]);
+    tick(&mut s, &runs, 40, &[]);
+    tick(&mut s, &[(7, root_id, 1000, 1)], 0, &[]);
+    if let Some(r) = s.procs.values_mut().find(|r| r.id.pid == 7) {
+        r.comm = "we\"ird\\name".into();
+    }
+    s.zones = vec![carbon_ops::agent::store::ZoneView {
+        name: "package-0".into(),
+        kind: "package".into(),
+        package: Some(0),
+        energy_uj: 13_081,
+        stale: false,
+    }];
+    s.uncertainty_rel = 0.05;
+    Ok(s)
+}
