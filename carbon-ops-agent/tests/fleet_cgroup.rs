@@ -246,3 +246,35 @@ fn real_cgroup_id_resolves_to_its_path() -> std::io::Result<()> {
     assert_eq!(idx.resolve(1).as_deref(), Some("/"));
     Ok(())
 }
+
+proptest::proptest! {
+    /// Any text is a path `labels` answers for without panicking.
+    #[test]
+    fn labels_never_panic(path in "(/[a-z0-9_.@:-]{0,70}){0,8}") {
+        let _ = labels(&path);
+    }
+
+    /// A pod UID reads the same from the systemd driver's slice (with `_`) and the cgroupfs
+    /// driver's directory (with `-`), under every QoS class.
+    #[test]
+    fn both_drivers_agree_on_the_pod(
+        uid in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        id in "[0-9a-f]{64}",
+        qos in proptest::sample::select(vec!["burstable", "besteffort", ""]),
+    ) {
+        let slice_qos = if qos.is_empty() { String::new() } else { format!("-{qos}") };
+        let systemd = format!(
+            "/kubepods.slice/kubepods{slice_qos}.slice/kubepods{slice_qos}-pod{}.slice/cri-containerd-{id}.scope",
+            uid.replace('-', "_")
+        );
+        let dir_qos = if qos.is_empty() { String::new() } else { format!("/{qos}") };
+        let cgroupfs = format!("/kubepods{dir_qos}/pod{uid}/{id}");
+        let (a, b) = (labels(&systemd), labels(&cgroupfs));
+        let want_qos = if qos.is_empty() { "guaranteed" } else { qos };
+        proptest::prop_assert_eq!(a.pod_uid.as_deref(), Some(uid.as_str()));
+        proptest::prop_assert_eq!(b.pod_uid.as_deref(), Some(uid.as_str()));
+        proptest::prop_assert_eq!((a.qos, b.qos), (Some(want_qos), Some(want_qos)));
+        proptest::prop_assert_eq!(a.container_id.as_deref(), Some(id.as_str()));
+        proptest::prop_assert_eq!(b.container_id.as_deref(), Some(id.as_str()));
+    }
+}

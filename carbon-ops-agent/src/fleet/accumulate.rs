@@ -84,19 +84,22 @@ impl Accumulator {
         };
         let mut counts =
             [Kind::Pod, Kind::Container, Kind::Service].map(|k| per_kind(&self.groups, k));
-        let mut label_cache: HashMap<Arc<str>, CgroupLabels> = HashMap::new();
+        // Increments summed per distinct path first: a node has far fewer cgroups than processes.
+        let mut per_path: HashMap<Arc<str>, (u64, u64, u64)> = HashMap::new();
         for r in store.procs.values() {
             let (e0, c0) = self
                 .last
                 .insert(r.id, (r.energy_uj, r.cpu_time_ns))
                 .unwrap_or((0, 0));
-            let de = r.energy_uj.saturating_sub(e0);
-            let dc = r.cpu_time_ns.saturating_sub(c0);
             let Some(path) = path_of(r) else { continue };
-            let l = label_cache
-                .entry(path.clone())
-                .or_insert_with(|| labels(&path));
-            for key in keys(l) {
+            let d = per_path.entry(path).or_default();
+            d.0 = d.0.saturating_add(r.energy_uj.saturating_sub(e0));
+            d.1 = d.1.saturating_add(r.cpu_time_ns.saturating_sub(c0));
+            d.2 += 1;
+        }
+        for (path, (de, dc, members)) in per_path {
+            let l = labels(&path);
+            for key in keys(&l) {
                 let slot = key.0 as usize;
                 if !self.groups.contains_key(&key) {
                     if counts[slot] >= MAX_GROUPS {
@@ -111,7 +114,7 @@ impl Accumulator {
                 c.qos = l.qos;
                 c.pod_uid.clone_from(&l.pod_uid);
                 c.runtime = l.runtime;
-                c.members += 1;
+                c.members += members;
             }
         }
         self.last.retain(|id, _| store.procs.contains_key(id));
