@@ -16,3 +16,4 @@ pub mod index;
 pub mod metrics;
 pub mod resolver;
 pub mod service;
+pub mod wiring;

@@ -172,3 +172,43 @@ pub fn render_top_groups(v: &Value) -> String {
     );
     s
 }
+
+/// Human rendering of a `cgroup` answer (for the CLI).
+pub fn render_cgroup(v: &Value) -> String {
+    let f = |x: &Value| x.as_f64().unwrap_or(0.0);
+    let l = &v["labels"];
+    let mut s = String::new();
+    for (name, key) in [
+        ("pod uid", "pod_uid"),
+        ("qos", "qos"),
+        ("container", "container_id"),
+        ("runtime", "runtime"),
+        ("service", "service"),
+    ] {
+        if let Some(x) = l[key].as_str() {
+            s += &format!("{name:<15} {x}\n");
+        }
+    }
+    s += &format!(
+        "energy          {:.3} J\ncpu time        {:.3} s\nprocesses       {} ({} running)\n\n{:>8} {:<16} {:>14} {:>10}  CGROUP\n",
+        f(&v["energy_uj"]) / 1e6,
+        f(&v["cpu_time_ns"]) / 1e9,
+        v["processes"].as_u64().unwrap_or(0),
+        v["running"].as_u64().unwrap_or(0),
+        "PID",
+        "COMM",
+        "ENERGY (J)",
+        "CPU (s)"
+    );
+    for m in v["members"].as_array().into_iter().flatten() {
+        s += &format!(
+            "{:>8} {:<16} {:>14.3} {:>10.2}  {}\n",
+            m["pid"].as_u64().unwrap_or(0),
+            m["comm"].as_str().unwrap_or("?"),
+            f(&m["energy_uj"]) / 1e6,
+            f(&m["cpu_time_ns"]) / 1e9,
+            m["cgroup"].as_str().unwrap_or("?")
+        );
+    }
+    s
+}
