@@ -198,7 +198,7 @@ pub struct CgroupQuery {
     pub path: Option<String>,
     /// A pod UID (dashes or underscores).
     pub pod_uid: Option<String>,
-    /// A container id (full, or a prefix of at least 12 hex digits).
+    /// A container id, or a prefix of one (`docker ps` prints 12 digits).
     pub container_id: Option<String>,
 }
 

@@ -22,7 +22,7 @@ pub struct FleetArgs {
     /// Processes exported one by one in the metrics, most energy first (0: none).
     #[arg(long, default_value_t = 10)]
     pub metrics_top_processes: usize,
-    /// The host's cgroup v2 mount (default: found in <procfs-root>/self/mountinfo).
+    /// The host's cgroup v2 mount (default: the cgroup2 mount listed in /proc/self/mountinfo).
     #[arg(long)]
     pub cgroup_root: Option<PathBuf>,
 }
