@@ -279,7 +279,10 @@ fn routes() {
         route(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"),
         Route::Metrics { head: true }
     );
-    assert_eq!(route(b"GET /healthz HTTP/1.1\r\n\r\n"), Route::Health);
+    assert_eq!(
+        route(b"GET /healthz HTTP/1.1\r\n\r\n"),
+        Route::Health { head: false }
+    );
     assert_eq!(route(b"GET /etc/passwd HTTP/1.1\r\n\r\n"), Route::NotFound);
     assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
     assert_eq!(route(b"hello\r\n\r\n"), Route::Bad);

@@ -102,7 +102,10 @@ pub enum Route {
         head: bool,
     },
     /// `GET /` or `/healthz`: a short liveness text.
-    Health,
+    Health {
+        /// HEAD: headers only.
+        head: bool,
+    },
     /// Another path.
     NotFound,
     /// Another method.
@@ -128,7 +131,9 @@ pub fn route(head: &[u8]) -> Route {
         ("GET" | "HEAD", "/metrics") => Route::Metrics {
             head: method == "HEAD",
         },
-        ("GET" | "HEAD", "/" | "/healthz") => Route::Health,
+        ("GET" | "HEAD", "/" | "/healthz") => Route::Health {
+            head: method == "HEAD",
+        },
         ("GET" | "HEAD", _) => Route::NotFound,
         _ => Route::BadMethod,
     }
@@ -186,12 +191,12 @@ where
                     response(200, "OK", CONTENT_TYPE, text.as_bytes(), !head)
                 }
             }
-            Route::Health => response(
+            Route::Health { head } => response(
                 200,
                 "OK",
                 "text/plain",
                 b"carbon-ops-agent: see /metrics\n",
-                true,
+                !head,
             ),
             Route::NotFound => response(
                 404,
