@@ -15,6 +15,7 @@ pub mod client;
 pub mod daemon;
 pub mod ebpf;
 pub mod energy;
+pub mod fleet;
 pub mod ledger;
 pub mod ledger_adapter;
 pub mod protocol;

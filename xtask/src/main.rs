@@ -7,6 +7,7 @@
 //! - `test`: the whole suite, as CI runs it (README's test command).
 //! - `run`: builds and runs the agent with defaults (README's run command).
 
+mod bench;
 mod intensity;
 mod setup;
 
@@ -44,6 +45,9 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Run every benchmark (criterion micro benchmarks, the agent load harness) and append the
+    /// figures with the machine to docs/benchmarks.md.
+    Bench,
     /// Regenerate the bundled grid-intensity table from an unpacked codecarbon wheel.
     GenIntensity {
         /// Directory of the unpacked wheel (`python3 -m zipfile -e codecarbon-X.whl DIR`).
@@ -175,6 +179,7 @@ fn main() -> Result<()> {
             no_setup,
             cargo_args,
         } => test(no_setup, &cargo_args),
+        Task::Bench => bench::run(&root()),
         Task::GenIntensity { wheel, out } => intensity::generate(&wheel, &root().join(out)),
         Task::Run { args } => {
             setup::ensure()?;
