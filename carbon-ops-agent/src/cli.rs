@@ -44,12 +44,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Live view: host power by zone, processes by power (`--once --json` for scripts).
+    /// Live view: host power by zone, processes by power (`--once --json` for scripts);
+    /// `--by pod|container|cgroup` lists groups instead.
     Top(crate::ux::top::TopArgs),
     /// Run a command and report its tree's energy and carbon (like `perf stat`).
     Run(crate::ux::run::RunArgs),
     /// Render a ledger or a run summary to a self-contained SVG or HTML report.
     Report(crate::ux::report::ReportArgs),
+    /// Energy of a cgroup subtree, a Kubernetes pod or a container.
+    Cgroup {
+        /// A cgroup v2 path (it and everything below).
+        #[arg(long)]
+        path: Option<String>,
+        /// A pod UID.
+        #[arg(long)]
+        pod_uid: Option<String>,
+        /// A container id (or a prefix of one).
+        #[arg(long)]
+        container_id: Option<String>,
+        /// Print the agent's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Carbon estimate for an energy figure or a process.
     Estimate(Box<crate::carbon::cli::EstimateArgs>),
     /// Verify, show or append to a ledger file (no agent needed).
@@ -86,9 +102,37 @@ pub fn run(cli: Cli) -> Result<i32> {
                 write!(out, "{}", render_process(&v))?;
             }
         }
-        Command::Top(args) => return crate::ux::top::run(socket.map(PathBuf::as_path), &args),
+        Command::Top(args) => {
+            if let Some(group) = args.by.group() {
+                let v = ask(socket, "top", json!({"n": args.n, "by": group}))?;
+                if args.json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                } else {
+                    write!(out, "{}", crate::fleet::service::render_top_groups(&v))?;
+                }
+                return Ok(0);
+            }
+            return crate::ux::top::run(socket.map(PathBuf::as_path), &args);
+        }
         Command::Run(args) => return crate::ux::run::run(socket.map(PathBuf::as_path), &args),
         Command::Report(args) => return crate::ux::report::run(&args),
+        Command::Cgroup {
+            path,
+            pod_uid,
+            container_id,
+            json,
+        } => {
+            let v = ask(
+                socket,
+                "cgroup",
+                json!({"path": path, "pod_uid": pod_uid, "container_id": container_id}),
+            )?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                write!(out, "{}", crate::fleet::service::render_cgroup(&v))?;
+            }
+        }
         Command::Ledger { cmd } => return crate::ledger::cli::run(cmd),
         Command::Estimate(args) => {
             if args.energy_wh.is_some() || args.list_regions {

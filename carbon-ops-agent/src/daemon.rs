@@ -83,6 +83,9 @@ pub struct AgentArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
+    /// Prometheus endpoint and cgroup view.
+    #[command(flatten)]
+    pub fleet: crate::fleet::wiring::FleetArgs,
 }
 
 /// Parses a human duration: a number with `ms`, `s`, `m` or `h` (`500ms`, `30s`, `10m`, `1h`).
@@ -247,6 +250,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
         resolution_ms: u64::try_from(args.resolution.as_millis()).unwrap_or(u64::MAX),
     };
     let shared = Arc::new(Shared::new(info, args.retention.as_secs_f64()));
+    let fleet = args
+        .fleet
+        .fleet(shared.clone(), args.energy.procfs_root.clone());
     let ledger = crate::ledger_adapter::open(&args.ledger, args.no_ledger);
     let bound = server::socket::bind(&args.socket, &args.socket_group)?;
     let telemetry = crate::telemetry::Telemetry::new(args.telemetry.config(
@@ -279,7 +285,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
         shared,
         ledger: ledger.clone().map(|l| l as Arc<dyn server::ops::LedgerOps>),
         default_region: args.region.clone(),
+        fleet: Some(fleet.clone()),
     });
+    let metrics_addr = args.fleet.metrics_addr;
     let limits = Limits {
         max_connections: args.max_connections,
         ..Limits::default()
@@ -289,6 +297,16 @@ pub fn run(args: AgentArgs) -> Result<()> {
         let listener = tokio::net::UnixListener::from_std(bound.listener)
             .context("cannot register the socket")?;
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let (bound, h) = crate::fleet::wiring::spawn_metrics(addr, fleet, rx.clone())
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+                tracing::info!(%bound, "serving Prometheus metrics at /metrics");
+                Some(h)
+            }
+            None => None,
+        };
         let server = tokio::spawn(server::run(listener, ctx, limits, rx));
         tracing::info!(socket = %socket_path.display(), "serving");
         wait_for_signal().await?;
@@ -300,6 +318,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
         }
         let _ = tx.send(true);
         let _ = server.await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     let _ = std::fs::remove_file(&args.socket);

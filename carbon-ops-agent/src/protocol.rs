@@ -23,6 +23,12 @@ pub enum TopBy {
     Power,
     /// Cumulative energy.
     Energy,
+    /// Per Kubernetes pod (from cgroup paths).
+    Pod,
+    /// Per container.
+    Container,
+    /// Per cgroup v2 path.
+    Cgroup,
 }
 
 /// A request, typed.
@@ -58,6 +64,18 @@ pub enum Request {
         kind: String,
         /// Entry payload (an object).
         payload: Map<String, Value>,
+    },
+    /// Energy of a cgroup subtree, a pod or a container (`docs/protocol.md`).
+    Cgroup {
+        /// A cgroup v2 path: it and everything below.
+        #[serde(default)]
+        path: Option<String>,
+        /// A Kubernetes pod UID.
+        #[serde(default)]
+        pod_uid: Option<String>,
+        /// A container id or a prefix of one.
+        #[serde(default)]
+        container_id: Option<String>,
     },
     /// The ledger's head.
     LedgerHead {},
@@ -142,7 +160,7 @@ pub fn parse_request(line: &[u8]) -> Result<Envelope, (Option<Value>, ProtoError
         }
         None => return Err((id, ProtoError::new("bad_request", "missing \"op\""))),
     };
-    const OPS: [&str; 8] = [
+    const OPS: [&str; 9] = [
         "status",
         "process",
         "tree",
@@ -151,6 +169,7 @@ pub fn parse_request(line: &[u8]) -> Result<Envelope, (Option<Value>, ProtoError
         "ledger_append",
         "ledger_head",
         "ledger_verify",
+        "cgroup",
     ];
     if !OPS.contains(&op.as_str()) {
         return Err((

@@ -18,6 +18,7 @@ use crate::{
         cli::now,
         request::{PidEnergy, estimate_request},
     },
+    fleet::aggregate::{CgroupQuery, GroupBy},
     protocol::{self, ProtoError, Request, TopBy},
     units::MicroJoules,
 };
@@ -55,6 +56,8 @@ pub struct Ctx {
     pub ledger: Option<Arc<dyn LedgerOps>>,
     /// Region used by `estimate` when a request names neither a region nor a series.
     pub default_region: Option<String>,
+    /// Per-cgroup / container / pod view (`cgroup`, `top` by group, metrics).
+    pub fleet: Option<Arc<crate::fleet::service::Fleet>>,
 }
 
 /// Parses and answers one line.
@@ -113,6 +116,15 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
         }),
         Request::Top { n, by } => {
             let n = n.unwrap_or(10).min(1000);
+            let group = match by {
+                Some(TopBy::Pod) => Some(GroupBy::Pod),
+                Some(TopBy::Container) => Some(GroupBy::Container),
+                Some(TopBy::Cgroup) => Some(GroupBy::Cgroup),
+                _ => None,
+            };
+            if let Some(g) = group {
+                return Ok(fleet(ctx)?.top_groups(peer.root(), peer.uid, g, n));
+            }
             Ok(shared.with_view(peer.root(), |s| {
                 top(shared, s, peer, n, by.unwrap_or_default())
             }))
@@ -131,6 +143,19 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
                 .map_err(|m| ProtoError::new("ledger", m))?;
             Ok(json!({"seq": seq, "hash": hash}))
         }
+        Request::Cgroup {
+            path,
+            pod_uid,
+            container_id,
+        } => fleet(ctx)?.cgroup_op(
+            peer.root(),
+            peer.uid,
+            &CgroupQuery {
+                path,
+                pod_uid,
+                container_id,
+            },
+        ),
         Request::LedgerHead {} => ledger(ctx)?
             .head()
             .map_err(|m| ProtoError::new("ledger", m)),
@@ -148,6 +173,12 @@ fn peer_wrap(peer: Peer, payload: Map<String, Value>) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+fn fleet(ctx: &Ctx) -> Result<&Arc<crate::fleet::service::Fleet>, ProtoError> {
+    ctx.fleet
+        .as_ref()
+        .ok_or_else(|| ProtoError::new("unavailable", "this agent has no cgroup view"))
 }
 
 fn ledger(ctx: &Ctx) -> Result<&Arc<dyn LedgerOps>, ProtoError> {
@@ -247,7 +278,7 @@ fn top(shared: &Shared, s: &Store, peer: Peer, n: usize, by: TopBy) -> Value {
         .collect();
     match by {
         TopBy::Power => rows.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.energy_uj.cmp(&a.0.energy_uj))),
-        TopBy::Energy => rows.sort_by_key(|r| std::cmp::Reverse(r.0.energy_uj)),
+        _ => rows.sort_by_key(|r| std::cmp::Reverse(r.0.energy_uj)),
     }
     let processes: Vec<Value> = rows
         .iter()
@@ -265,7 +296,7 @@ fn top(shared: &Shared, s: &Store, peer: Peer, n: usize, by: TopBy) -> Value {
         })
         .collect();
     json!({
-        "by": match by { TopBy::Power => "power", TopBy::Energy => "energy" },
+        "by": match by { TopBy::Power => "power", _ => "energy" },
         "window_s": window_s,
         "energy_source": shared.info.energy_source,
         "processes": processes,

@@ -24,6 +24,24 @@ pub enum SortBy {
     Energy,
     /// CPU use between refreshes (cumulative CPU time on the first).
     Cpu,
+    /// Kubernetes pods (energy and CPU summed over their processes; see `docs/metrics.md`).
+    Pod,
+    /// Containers.
+    Container,
+    /// cgroups.
+    Cgroup,
+}
+
+impl SortBy {
+    /// The agent's grouping for `top --by`, for the grouped views.
+    pub fn group(self) -> Option<&'static str> {
+        match self {
+            SortBy::Pod => Some("pod"),
+            SortBy::Container => Some("container"),
+            SortBy::Cgroup => Some("cgroup"),
+            _ => None,
+        }
+    }
 }
 
 /// `carbon-ops top`.
@@ -109,7 +127,9 @@ pub fn view(prev: Option<&Reading>, cur: &Reading, by: SortBy, n: usize) -> Valu
         .collect();
     let key = |p: &Value| -> f64 {
         match by {
-            SortBy::Power => p["power_w"].as_f64().unwrap_or(0.0),
+            SortBy::Power | SortBy::Pod | SortBy::Container | SortBy::Cgroup => {
+                p["power_w"].as_f64().unwrap_or(0.0)
+            }
             SortBy::Energy => p["energy_uj"].as_f64().unwrap_or(0.0),
             SortBy::Cpu => p["cpu_pct"]
                 .as_f64()
@@ -127,7 +147,7 @@ pub fn view(prev: Option<&Reading>, cur: &Reading, by: SortBy, n: usize) -> Valu
         "attribution_mode": cur.status["attribution_mode"],
         "host_power_w": total,
         "zones": zones,
-        "by": match by { SortBy::Power => "power", SortBy::Energy => "energy", SortBy::Cpu => "cpu" },
+        "by": match by { SortBy::Energy => "energy", SortBy::Cpu => "cpu", _ => "power" },
         "processes": procs,
     })
 }

@@ -60,6 +60,7 @@ pub fn tick(store: &mut Store, runs: &[Run], idle_uj: u64, exits: &[u32]) {
                 id: pid(p),
                 exit_monotonic_ns: c.mono_now_ns,
                 uid: 1000 + p % 2,
+                ppid: 1,
                 comm: format!("p{p}"),
                 cgroup_id: 0,
             })
@@ -79,6 +80,7 @@ pub fn tick(store: &mut Store, runs: &[Run], idle_uj: u64, exits: &[u32]) {
     store.apply(&c, &d, &a, &mut |id: ProcessId| ProcMeta {
         comm: format!("p{}", id.pid),
         uid: 1000 + id.pid % 2,
+        ppid: 1,
     });
 }
 
