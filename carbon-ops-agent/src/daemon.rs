@@ -68,6 +68,9 @@ pub struct AgentArgs {
     /// Run without a ledger.
     #[arg(long)]
     pub no_ledger: bool,
+    /// Record each process's final CPU time and energy in the ledger when it exits.
+    #[arg(long)]
+    pub ledger_exits: bool,
     /// Granularity of energy figures served to non-root peers (side-channel mitigation).
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub resolution: Duration,
@@ -270,6 +273,13 @@ pub fn run(args: AgentArgs) -> Result<()> {
         args.energy.interval,
         args.resolution,
     );
+    let mut engine = engine;
+    if args.ledger_exits {
+        engine.exit_log = ledger.as_ref().and_then(|l| l.exit_recorder());
+        if engine.exit_log.is_none() {
+            tracing::warn!("--ledger-exits: no ledger is open, exits are not recorded");
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let engine_stop = stop.clone();
     let engine_thread = std::thread::Builder::new()

@@ -18,11 +18,40 @@ use crate::{
 pub struct LedgerAdapter {
     writer: Mutex<Option<LedgerWriter>>,
     state: Result<LedgerHandle, String>,
+    /// The thread appending `exit` entries, joined before the writer closes.
+    exit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl LedgerAdapter {
+    /// A channel whose payloads are appended as `exit` entries by a thread of their own, so
+    /// the tick loop never waits on a disk sync. The thread ends when every sender is gone.
+    pub fn exit_recorder(&self) -> Option<std::sync::mpsc::Sender<Value>> {
+        let handle = self.handle().ok()?.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        let t = std::thread::Builder::new()
+            .name("carbon-ops-exits".into())
+            .spawn(move || {
+                for payload in rx {
+                    if let Err(e) = handle.append("exit", payload) {
+                        tracing::error!("ledger: cannot record a process exit: {e:#}");
+                    }
+                }
+            })
+            .ok()?;
+        *self.exit_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        Some(tx)
+    }
+
     /// Waits until every acknowledged append is on disk and closes the writer.
     pub fn flush(&self) {
+        let t = self
+            .exit_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
         let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = w {
             w.close();
@@ -88,5 +117,6 @@ pub fn open(path: &Path, disabled: bool) -> Option<Arc<LedgerAdapter>> {
     Some(Arc::new(LedgerAdapter {
         writer: Mutex::new(writer),
         state,
+        exit_thread: Mutex::new(None),
     }))
 }

@@ -302,3 +302,48 @@ fn tree_sums_children_and_grandchildren() {
     );
     assert!(r["energy_uj"].as_u64().expect("uj") > 0);
 }
+
+#[test]
+fn exits_are_recorded_in_the_ledger() {
+    if !privileged("exits_are_recorded_in_the_ledger") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let rapl = FakeRapl::start();
+    let agent = Agent::start(&rapl, "ebpf", &["--ledger-exits"]);
+    let ledger = agent.dir.path().join("ledger.jsonl");
+    let pids = short_lived(10, 5);
+    std::thread::sleep(Duration::from_millis(400));
+    let dir = tempfile::tempdir().expect("keep the ledger");
+    let kept = dir.path().join("ledger.jsonl");
+    let st = agent.terminate_keep(&ledger, &kept);
+    assert!(st.success());
+    // The ledger verifies, and holds an `exit` entry with energy for every child.
+    let out = Command::new(env!("CARGO_BIN_EXE_carbon-ops"))
+        .args(["ledger", "verify"])
+        .arg(&kept)
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = std::fs::read_to_string(&kept).expect("ledger");
+    let exits: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "exit")
+        .collect();
+    for pid in &pids {
+        let e = exits
+            .iter()
+            .find(|e| e["payload"]["pid"] == *pid)
+            .unwrap_or_else(|| panic!("no exit entry for {pid}"));
+        assert!(e["payload"]["energy_uj"].as_u64().unwrap_or(0) > 0, "{e}");
+        assert!(
+            e["payload"]["cpu_time_ns"].as_u64().unwrap_or(0) >= 4_000_000,
+            "{e}"
+        );
+    }
+}

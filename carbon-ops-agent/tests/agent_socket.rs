@@ -68,6 +68,18 @@ fn peer_credentials_limit_what_others_see() {
             .output()
             .expect("setpriv")
     };
+    // Wait until the agent knows its own process, then for the coarse copy other users read
+    // (published once per --resolution, 1 s) to include it.
+    let mut root_client = agent.client();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while root_client.op("process", json!({"pid": agent.pid()}))["ok"] != true {
+        assert!(
+            std::time::Instant::now() < until,
+            "the agent never saw itself"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1300));
     // Root's process: refused with a clear error.
     let out = as_nobody(&["process", &agent.pid().to_string(), "--json"]);
     let err = String::from_utf8_lossy(&out.stderr);

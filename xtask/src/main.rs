@@ -157,11 +157,14 @@ fn test(no_setup: bool, extra: &[String]) -> Result<()> {
     tests_outside_cargo()
 }
 
-/// Tests that are not Rust: the Python client against a real agent, when present.
+/// Tests that are not Rust: the Python client against a real agent, and the deployment
+/// files (Kubernetes schemas, Grafana dashboard, systemd unit).
 fn tests_outside_cargo() -> Result<()> {
-    let script = root().join("tests/run-python-tests.sh");
-    if script.exists() {
-        run(Command::new("bash").arg(script).current_dir(root()))?;
+    for script in ["tests/run-python-tests.sh", "tests/validate-deploy.sh"] {
+        let path = root().join(script);
+        if path.exists() {
+            run(Command::new("bash").arg(path).current_dir(root()))?;
+        }
     }
     Ok(())
 }

@@ -123,6 +123,8 @@ pub struct Engine {
     pub shared: Arc<Shared>,
     /// Tick interval.
     pub interval: Duration,
+    /// Where each exited process's final figures go (`--ledger-exits`), if anywhere.
+    pub exit_log: Option<std::sync::mpsc::Sender<serde_json::Value>>,
     /// Non-root granularity.
     pub resolution: Duration,
     differ: Differ,
@@ -155,6 +157,7 @@ impl Engine {
             shared,
             interval,
             resolution,
+            exit_log: None,
             differ: Differ::new(),
             first: true,
             last_coarse_ns: 0,
@@ -243,6 +246,27 @@ impl Engine {
                 })
         };
         store.apply(&clocks, &delta, &attr, &mut meta);
+        if let Some(log) = &self.exit_log {
+            for e in &delta.exited {
+                if let Some(r) = store.procs.get(&e.id) {
+                    let _ = log.send(serde_json::json!({
+                        "pid": r.id.pid,
+                        "start_boottime_ns": r.id.start_boottime_ns,
+                        "comm": r.comm,
+                        "uid": r.uid,
+                        "ppid": r.ppid,
+                        "cgroup": r.cgroup_id,
+                        "cpu_time_ns": r.cpu_time_ns,
+                        "energy_uj": r.energy_uj,
+                        "started": r.started_unix,
+                        "exited": r.exited_unix,
+                        "uncertainty_rel": store.uncertainty_rel,
+                        "energy_source": self.shared.info.energy_source,
+                        "attribution_mode": self.shared.info.attribution_mode,
+                    }));
+                }
+            }
+        }
         let res_ns = u64::try_from(self.resolution.as_nanos()).unwrap_or(u64::MAX);
         if at_ns.saturating_sub(self.last_coarse_ns) >= res_ns {
             self.last_coarse_ns = at_ns;

@@ -151,6 +151,27 @@ impl Agent {
         self.child.id()
     }
 
+    /// SIGTERM, then copies the ledger (and its side files) out of the agent's temporary
+    /// directory before it is removed; returns the exit status.
+    pub fn terminate_keep(mut self, ledger: &Path, to: &Path) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(10);
+        let st = loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                break s;
+            }
+            assert!(Instant::now() < until, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::fs::copy(ledger, to).expect("copy ledger");
+        let _ = std::fs::copy(
+            ledger.with_extension("jsonl.head"),
+            to.with_extension("jsonl.head"),
+        );
+        st
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: signalling our own child.
