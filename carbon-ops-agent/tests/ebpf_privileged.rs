@@ -46,6 +46,16 @@ fn load_with(opts: &LoadOptions) -> Option<EbpfTaskStats> {
     }
 }
 
+/// Steal time of all CPUs so far, ns (see `tests/common`: schedstat leaves it out in a VM).
+fn steal_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    s.lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 10_000_000
+}
+
 /// Env var that turns the test binary into a CPU-burning child (see `burn_child`).
 const BURN_ENV: &str = "CARBON_OPS_TEST_BURN";
 
@@ -143,6 +153,7 @@ fn find(snap: &Snapshot, pid: u32) -> Option<(ProcessId, u64)> {
 fn cpu_matches_schedstat(threads: usize) {
     let _guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(mut stats) = load() else { return };
+    let steal0 = steal_ns();
     let mut child = spawn_burner(threads, 1000);
     let pid = child.id();
     // Wait until the burn is over (burn threads parked, alive): the values are then still.
@@ -158,7 +169,10 @@ fn cpu_matches_schedstat(threads: usize) {
     let _ = child.wait();
     let (id, ebpf_ns) = find(&snap, pid).expect("burner in snapshot");
     let ratio = ebpf_ns as f64 / reference as f64;
-    eprintln!("threads={threads} ebpf={ebpf_ns} schedstat={reference} ratio={ratio:.5}");
+    let steal = steal_ns() - steal0;
+    eprintln!(
+        "threads={threads} ebpf={ebpf_ns} schedstat={reference} ratio={ratio:.5} steal={steal}"
+    );
     assert!(
         reference > threads as u64 * 900_000_000,
         "burner burnt too little: {reference}"

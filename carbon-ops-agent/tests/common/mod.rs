@@ -270,3 +270,16 @@ pub fn schedstat_ns(pid: u32) -> u64 {
     }
     total
 }
+
+/// Steal time of all CPUs so far (`/proc/stat`, ns at USER_HZ = 100). In a VM with
+/// paravirtual steal accounting, the kernel's `sum_exec_runtime` (schedstat) leaves out time
+/// the hypervisor gave to other guests while a task was on the CPU; the eBPF programs measure
+/// switch-to-switch wall time, which includes it. On bare metal (where RAPL is) steal is 0.
+pub fn steal_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    s.lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 10_000_000
+}
