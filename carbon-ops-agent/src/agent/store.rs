@@ -192,6 +192,17 @@ impl Store {
         for e in &delta.exited {
             let rec = self.record(e.id, clocks, base, Some(e), meta);
             rec.exited_unix = Some(clocks.mono_to_unix(e.exit_monotonic_ns));
+            // A process first seen live may have been gone before /proc could be read: the
+            // kernel's exit record fills in what is still unknown.
+            if rec.ppid == 0 {
+                rec.ppid = e.ppid;
+            }
+            if rec.comm.is_empty() {
+                rec.comm.clone_from(&e.comm);
+            }
+            if rec.uid == u32::MAX {
+                rec.uid = e.uid;
+            }
         }
         let keep_after = self.at_unix - self.retention_s;
         let before = self.procs.len();

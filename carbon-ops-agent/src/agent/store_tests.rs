@@ -155,3 +155,29 @@ fn tree_follows_parents_and_ignores_reused_pids() {
     pids.sort_unstable();
     assert_eq!(pids, vec![10, 20, 30]);
 }
+
+#[test]
+fn exit_record_fills_in_what_proc_could_not_tell() {
+    let mut s = Store::new(600.0);
+    let a = id(10, 1);
+    // First seen live, but /proc had nothing (already reaped).
+    let mut unknown = |_: ProcessId| ProcMeta {
+        comm: String::new(),
+        uid: u32::MAX,
+        ppid: 0,
+    };
+    let (d, t) = tick(49_000_000_000, &[(a, 5, 50)], vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut unknown);
+    let exit = ExitInfo {
+        id: a,
+        exit_monotonic_ns: 49_050_000_000,
+        uid: 7,
+        ppid: 3,
+        comm: "gone".into(),
+        cgroup_id: 0,
+    };
+    let (d, t) = tick(49_100_000_000, &[], vec![exit]);
+    s.apply(&CLOCKS, &d, &t, &mut unknown);
+    let r = s.by_pid(10).expect("record");
+    assert_eq!((r.ppid, r.uid, r.comm.as_str()), (3, 7, "gone"));
+}
