@@ -110,9 +110,23 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
             Ok(process(shared, s, rec))
         }),
         Request::Tree { pid } => shared.with_view(peer.root(), |s| {
-            let rec = s.by_pid(pid).ok_or_else(|| not_found(pid))?;
-            visible(peer, rec)?;
-            Ok(tree(shared, s, peer, rec))
+            // The root may be unknown yet have known children (a parent that only waits has
+            // used no CPU time procfs could see): its children are then the tree.
+            let root = match s.by_pid(pid) {
+                Some(rec) => {
+                    visible(peer, rec)?;
+                    rec.id
+                }
+                None => crate::tasks::ProcessId {
+                    pid,
+                    start_boottime_ns: 0,
+                },
+            };
+            let all = s.tree(root);
+            if all.is_empty() {
+                return Err(not_found(pid));
+            }
+            Ok(tree(shared, s, peer, pid, &all))
         }),
         Request::Top { n, by } => {
             let n = n.unwrap_or(10).min(1000);
@@ -242,10 +256,9 @@ fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
     v
 }
 
-fn tree(shared: &Shared, s: &Store, peer: Peer, root: &ProcRecord) -> Value {
-    let all = s.tree(root.id);
+fn tree(shared: &Shared, s: &Store, peer: Peer, pid: u32, all: &[&ProcRecord]) -> Value {
     let (mut cpu, mut uj, mut n, mut hidden) = (0u64, 0u64, 0usize, 0usize);
-    for r in &all {
+    for r in all {
         if peer.root() || r.uid == peer.uid {
             cpu += r.cpu_time_ns;
             uj += r.energy_uj;
@@ -255,7 +268,7 @@ fn tree(shared: &Shared, s: &Store, peer: Peer, root: &ProcRecord) -> Value {
         }
     }
     json!({
-        "pid": root.id.pid,
+        "pid": pid,
         "processes": n,
         "hidden_processes": hidden,
         "cpu_time_ns": cpu,
