@@ -371,7 +371,6 @@ impl TaskStats for EbpfTaskStats {
         // 4. Only processes whose total moved since the last snapshot (and final ones) are
         //    reported: with 10,000 mostly sleeping processes a tick touches a few hundred.
         let mut tasks = Vec::new();
-        let mut seen_open = vec![false; open.len()];
         let mut seen_final = HashSet::new();
         let mut drain_slot: Vec<(TaskKey, usize)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
@@ -379,10 +378,9 @@ impl TaskStats for EbpfTaskStats {
             let mut total = (0..n).fold(0u64, |a, cpu| {
                 a.saturating_add(self.table.on_cpu_ns(slot, cpu))
             });
-            for (j, (_, k, ns)) in open.iter().enumerate() {
+            for (_, k, ns) in &open {
                 if k == key {
                     total = total.saturating_add(*ns);
-                    seen_open[j] = true;
                 }
             }
             let is_final = finals.contains(key);
@@ -408,22 +406,9 @@ impl TaskStats for EbpfTaskStats {
             }
             tasks.push(sample);
         }
-        // A process on a CPU that has not been switched out yet has no `TASKS` entry.
-        for (j, (cpu, key, ns)) in open.iter().enumerate() {
-            if seen_open[j] {
-                continue;
-            }
-            let total = self.last_total.entry(*key).or_insert(0);
-            *total = total.saturating_add(*ns);
-            let mut per_cpu_ns = vec![0; n];
-            per_cpu_ns[*cpu] = *ns;
-            tasks.push(TaskSample {
-                id: id_of(key),
-                per_cpu_ns,
-                switches: 0,
-                cgroup_id: 0,
-            });
-        }
+        // A running process with no slot (never switched out yet, or the table is full) is
+        // left out: its slice is counted when it is switched out (into its new slot, or as
+        // lost time), never twice.
         // A final process whose slices were all lost has no entry either: report it empty.
         for e in &exited {
             let key = key_of(&e.id);
