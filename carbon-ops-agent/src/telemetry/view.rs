@@ -269,7 +269,7 @@ impl TelemetryView {
     /// The telemetry fields of a `process` answer: `rss_bytes` (read now from procfs; `null`
     /// with `rss_error` when it cannot be) and `gpu_energy_uj` (cumulative, all devices).
     pub fn process_json(&self, pid: u32) -> Value {
-        let (rss, rss_error) = match read_rss(&self.proc_root, pid) {
+        let (rss, rss_error) = match cached_rss(&self.proc_root, pid) {
             Ok(Some(b)) => (Some(b), None),
             Ok(None) => (None, Some("no VmRSS (a kernel thread)".to_owned())),
             Err(e) => (None, Some(e.to_string())),
@@ -292,6 +292,35 @@ impl TelemetryView {
             "gpu_state": self.gpu.state,
         })
     }
+}
+
+/// RSS read at most once a second per process: a client polling `process` in a loop must not
+/// turn every answer into a `/proc` read (it halved the socket's throughput). Bounded: the
+/// cache is emptied when it reaches 4,096 processes.
+fn cached_rss(proc_root: &std::path::Path, pid: u32) -> Result<Option<u64>, String> {
+    type Cache = std::collections::HashMap<
+        (std::path::PathBuf, u32),
+        (std::time::Instant, Result<Option<u64>, String>),
+    >;
+    static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    let key = (proc_root.to_path_buf(), pid);
+    let now = std::time::Instant::now();
+    {
+        let guard = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, v)) = guard.as_ref().and_then(|c| c.get(&key))
+            && now.duration_since(*at) < std::time::Duration::from_secs(1)
+        {
+            return v.clone();
+        }
+    }
+    let v = read_rss(proc_root, pid).map_err(|e| e.to_string());
+    let mut guard = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = guard.get_or_insert_with(Cache::new);
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    cache.insert(key, (now, v.clone()));
+    v
 }
 
 /// Moves `from`'s fields into `into` (both objects; anything else is left alone).
