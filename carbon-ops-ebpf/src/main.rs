@@ -192,13 +192,8 @@ fn try_sched_switch(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: this CPU's slot; nothing else writes it while we run.
     let slice = unsafe { &mut *slice };
     if slice.start_ns != 0 {
-        // The outgoing task is the one this CPU's slice was opened for: its key was read at
-        // switch-in, so it is not read again here.
-        let prev_key = slice.key;
+        let prev_key = task_key(prev)?;
         account(&prev_key, now.wrapping_sub(slice.start_ns));
-    } else {
-        // First switch seen on this CPU: nothing to close; `prev` is only named.
-        let _ = prev;
     }
     slice.key = task_key(next)?;
     slice.start_ns = now;
