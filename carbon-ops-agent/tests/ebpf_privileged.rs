@@ -177,9 +177,12 @@ fn cpu_matches_schedstat(threads: usize) {
         reference > threads as u64 * 900_000_000,
         "burner burnt too little: {reference}"
     );
+    // Within 1 %, plus hypervisor steal in the window: in a VM with paravirtual steal
+    // accounting schedstat leaves it out, while switch-to-switch time includes it.
+    let diff = ebpf_ns.abs_diff(reference) as f64;
     assert!(
-        (ratio - 1.0).abs() <= 0.01,
-        "eBPF {ebpf_ns} ns vs schedstat {reference} ns"
+        diff <= 0.01 * reference as f64 + steal as f64,
+        "eBPF {ebpf_ns} ns vs schedstat {reference} ns (steal {steal} ns)"
     );
     // The start time is the kernel's: /proc/<pid>/stat field 22, in USER_HZ ticks.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -294,6 +297,7 @@ fn short_lived_processes_are_counted() {
     let _guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(stats) = load() else { return };
     let collector = Collector::start(stats);
+    let steal0 = steal_ns();
     let mut pids = Vec::new();
     let mut reference = 0u64;
     for _ in 0..200 {
@@ -326,9 +330,12 @@ fn short_lived_processes_are_counted() {
         "only {:.2}% of the children's CPU time was counted",
         ratio * 100.0
     );
+    // Over-counting is bounded by 10 % plus hypervisor steal in the window (see
+    // `cpu_matches_schedstat`): rusage, like schedstat, leaves steal out.
+    let steal = steal_ns() - steal0;
     assert!(
-        ratio <= 1.10,
-        "counted {:.2}% of the children's CPU time: overcount",
+        (counted as f64) <= 1.10 * reference as f64 + steal as f64,
+        "counted {:.2}% of the children's CPU time (steal in the window {steal} ns): overcount",
         ratio * 100.0
     );
 }
