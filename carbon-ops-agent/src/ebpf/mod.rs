@@ -5,12 +5,14 @@
 //! as raw tracepoints (no tracefs needed, ~3 ms).
 //!
 //! Reading, at tick instant `T` (CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`): first
-//! the closed slices (`TASKS`, `IDLE`), then each CPU's running slice (`CPU_SLICE`), which
-//! is closed at `T` in the snapshot only. In that order a switch racing with the read can
+//! the closed slices (the memory-mapped slot table, [`slots`], and `IDLE`), then each CPU's
+//! running slice (`CPU_SLICE`), which is closed at `T` in the snapshot only (for processes
+//! that already have a slot). In that order a switch racing with the read can
 //! only delay a slice to the next snapshot, never count it twice, so cumulative values never
 //! go backwards. A process whose exit was seen in the previous snapshot has had its final
 //! switch-out since (the switch follows the exit tracepoint by microseconds): it is reported
-//! in `exited` with its final value and removed from the maps.
+//! in `exited` with its final value and removed from the maps, its slot given back. Only
+//! processes whose total moved since the previous snapshot are listed.
 
 pub mod btf;
 pub mod slots;
