@@ -249,21 +249,17 @@ impl Engine {
         if let Some(log) = &self.exit_log {
             for e in &delta.exited {
                 if let Some(r) = store.procs.get(&e.id) {
-                    let _ = log.send(serde_json::json!({
-                        "pid": r.id.pid,
-                        "start_boottime_ns": r.id.start_boottime_ns,
-                        "comm": r.comm,
-                        "uid": r.uid,
-                        "ppid": r.ppid,
-                        "cgroup": r.cgroup_id,
-                        "cpu_time_ns": r.cpu_time_ns,
-                        "energy_uj": r.energy_uj,
-                        "started": r.started_unix,
-                        "exited": r.exited_unix,
-                        "uncertainty_rel": store.uncertainty_rel,
-                        "energy_source": self.shared.info.energy_source,
-                        "attribution_mode": self.shared.info.attribution_mode,
-                    }));
+                    let mut m = r.fields();
+                    m.insert("uncertainty_rel".into(), store.uncertainty_rel.into());
+                    m.insert(
+                        "energy_source".into(),
+                        self.shared.info.energy_source.into(),
+                    );
+                    m.insert(
+                        "attribution_mode".into(),
+                        self.shared.info.attribution_mode.into(),
+                    );
+                    let _ = log.send(serde_json::Value::Object(m));
                 }
             }
         }

@@ -65,6 +65,27 @@ impl ProcRecord {
             .sum()
     }
 
+    /// The fields every answer and record about one process carries: identity, owner, parent,
+    /// cgroup, cumulative CPU time and energy, start and exit.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({
+            "pid": self.id.pid,
+            "start_boottime_ns": self.id.start_boottime_ns,
+            "comm": self.comm,
+            "uid": self.uid,
+            "ppid": self.ppid,
+            "cgroup": self.cgroup_id,
+            "cpu_time_ns": self.cpu_time_ns,
+            "energy_uj": self.energy_uj,
+            "started": self.started_unix,
+            "exited": self.exited_unix,
+        });
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// Share of the host's busy CPU time since first seen, in [0, 1].
     pub fn allocation_ratio(&self, host_busy_ns: u64) -> f64 {
         let window = host_busy_ns.saturating_sub(self.host_busy_base_ns);

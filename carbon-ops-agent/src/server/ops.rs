@@ -232,19 +232,10 @@ fn status(shared: &Shared, s: &Store, peer: Peer) -> Value {
 }
 
 fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
-    let mut v = json!({
-        "pid": r.id.pid,
-        "start_boottime_ns": r.id.start_boottime_ns,
-        "comm": r.comm,
-        "uid": r.uid,
-        "ppid": r.ppid,
-        "cgroup": r.cgroup_id,
-        "cpu_time_ns": r.cpu_time_ns,
-        "energy_uj": r.energy_uj,
+    let mut m = r.fields();
+    let extra = json!({
         "energy_wh_total": MicroJoules(r.energy_uj).watt_hours(),
         "allocation_ratio": r.allocation_ratio(s.host_busy_ns),
-        "started": r.started_unix,
-        "exited": r.exited_unix,
         "uncertainty_rel": s.uncertainty_rel,
         "at": s.at_unix,
         "host_busy_cpu_ns": s.host_busy_ns,
@@ -252,6 +243,10 @@ fn process(shared: &Shared, s: &Store, r: &ProcRecord) -> Value {
         "energy_source": shared.info.energy_source,
         "attribution_mode": shared.info.attribution_mode,
     });
+    if let Value::Object(e) = extra {
+        m.extend(e);
+    }
+    let mut v = Value::Object(m);
     s.telemetry.merge_process(&mut v, r.id.pid);
     v
 }
