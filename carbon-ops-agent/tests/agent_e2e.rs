@@ -264,6 +264,7 @@ fn tree_sums_children_and_grandchildren() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let rapl = FakeRapl::start();
     let agent = Agent::start(&rapl, "ebpf", &[]);
+    let steal0 = steal_ns();
     // sh → two subshells → each runs a grandchild sh; everything burns a little and is waited.
     let burn = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done";
     let script =
@@ -298,9 +299,11 @@ fn tree_sums_children_and_grandchildren() {
         r["processes"], r["energy_uj"]
     );
     assert!(r["processes"].as_u64().expect("n") >= 5, "{r}");
+    // Within 5 %, plus hypervisor steal in the window (rusage leaves it out; see `steal_ns`).
+    let steal = steal_ns() - steal0;
     assert!(
-        (cpu as f64 / reference as f64 - 1.0).abs() <= 0.05,
-        "{cpu} vs {reference}"
+        cpu.abs_diff(reference) as f64 <= 0.05 * reference as f64 + steal as f64,
+        "{cpu} vs {reference} (steal {steal} ns)"
     );
     assert!(r["energy_uj"].as_u64().expect("uj") > 0);
 }
