@@ -15,10 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use carbon_ops::{
     ebpf::{EbpfTaskStats, LoadOptions, VMLINUX_BTF},
     tasks::{ProcessId, Snapshot, TaskStats, monotonic_now_ns},
 };
+use common::{schedstat_ns, steal_ns};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -44,16 +47,6 @@ fn load_with(opts: &LoadOptions) -> Option<EbpfTaskStats> {
             None
         }
     }
-}
-
-/// Steal time of all CPUs so far, ns (see `tests/common`: schedstat leaves it out in a VM).
-fn steal_ns() -> u64 {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    s.lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 10_000_000
 }
 
 /// Env var that turns the test binary into a CPU-burning child (see `burn_child`).
@@ -124,23 +117,6 @@ fn spawn_burner(threads: usize, ms: u64) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn burner")
-}
-
-/// Sum of the first field of `/proc/<pid>/task/*/schedstat`: on-CPU ns of every live thread.
-fn schedstat_ns(pid: u32) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("task dir")
-        .flatten()
-    {
-        let text = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
 }
 
 fn find(snap: &Snapshot, pid: u32) -> Option<(ProcessId, u64)> {
