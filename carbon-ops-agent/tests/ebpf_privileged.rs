@@ -321,6 +321,7 @@ fn reused_pid_is_a_different_process() {
     let _guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(stats) = load() else { return };
     let collector = Collector::start(stats);
+    let steal0 = steal_ns();
     let first = fork_burner(20);
     let first_ns = reap(first);
     // Ask the kernel to hand out the same PID again (root only; retried, since any other
@@ -348,11 +349,14 @@ fn reused_pid_is_a_different_process() {
         "two processes with one PID must stay two records"
     );
     assert!(same_pid[0].0.start_boottime_ns < same_pid[1].0.start_boottime_ns);
+    // wait4's rusage, like schedstat, leaves out hypervisor steal; the upper bound allows the
+    // steal measured in the window (see `steal_ns`), as the other CPU-time comparisons do.
+    let steal = steal_ns() - steal0;
     for ((_, got), want) in same_pid.iter().zip([first_ns, second_ns]) {
         let ratio = **got as f64 / want as f64;
         assert!(
-            (0.97..=1.10).contains(&ratio),
-            "{got} ns counted vs {want} ns lived"
+            ratio >= 0.97 && **got as f64 <= 1.10 * want as f64 + steal as f64,
+            "{got} ns counted vs {want} ns lived (steal {steal} ns)"
         );
     }
 }
