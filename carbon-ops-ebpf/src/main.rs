@@ -1,10 +1,13 @@
 //! carbon-ops kernel programs: exact per-process, per-CPU on-CPU time.
 //!
-//! Two raw tracepoints:
-//! - `sched_switch` closes the outgoing task's slice (now − slice start) into
-//!   `TASKS[(tgid, start_boottime)]` on this CPU (or `IDLE` for the idle task), then opens the
-//!   incoming task's slice in `CPU_SLICE`, so userspace can close every CPU's running slice at
-//!   the tick instant and no time is missing from a snapshot.
+//! Two tracepoints:
+//! - `sched_switch` (a BTF tracepoint, so its task pointers are typed) closes the outgoing
+//!   task's slice (now − slice start) into its process's slot on this CPU (or `IDLE` for the
+//!   idle task), then opens the incoming task's slice in `CPU_SLICE`, so userspace can close
+//!   every CPU's running slice at the tick instant and no time is missing from a snapshot.
+//!   Each thread caches its process key and slot in BPF task-local storage (`THREADS`), so a
+//!   switch costs two storage lookups instead of six kernel reads and a hash lookup; the
+//!   cached slot is trusted only while `SLOT_KEYS` still holds the same key.
 //! - `sched_process_exit` records, when the last thread of a process exits, its exit time,
 //!   cgroup, uid and comm in `EXITS`. The process's record stays in `TASKS` until userspace has
 //!   read its final value, so a process that lives less than one tick is still counted.
@@ -15,15 +18,17 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+mod threads;
+
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST, task_struct},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid,
         bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
-    macros::{map, raw_tracepoint},
+    macros::{btf_tracepoint, map, raw_tracepoint},
     maps::{Array, HashMap, PerCpuArray, Queue},
-    programs::RawTracePointContext,
+    programs::{BtfTracePointContext, RawTracePointContext},
 };
 use carbon_ops_common::{
     COMM_LEN, COUNTER_SLOTS, Counter, CpuSlice, ExitRecord, MAX_EXITS, MAX_TASKS, TaskCpu, TaskKey,
@@ -101,6 +106,9 @@ fn read_at<T>(base: *const u8, offset: usize) -> Result<T, i64> {
 /// The identity of the process `task` belongs to: (tgid, group leader's start_boottime).
 #[inline(always)]
 fn task_key(task: *const u8) -> Result<TaskKey, i64> {
+    // The address as a plain number: typed (BTF) task pointers may not be offset by a
+    // variable, and `bpf_probe_read_kernel` only needs the address.
+    let task = (task as usize) as *const u8;
     let tgid: u32 = read_at(task, global(&OFF_TGID))?;
     if tgid == 0 {
         return Ok(TaskKey::default());
@@ -149,17 +157,38 @@ fn slot_of(key: &TaskKey) -> Option<u32> {
     TASKS.get_ptr(key).map(|s| unsafe { *s })
 }
 
-/// Adds one closed slice of `key` on this CPU.
+/// Whether `slot` still belongs to `key` (userspace zeroes the key before freeing a slot).
 #[inline(always)]
-fn account(key: &TaskKey, delta: u64) {
+fn slot_holds(slot: u32, key: &TaskKey) -> bool {
+    match SLOT_KEYS.get(slot) {
+        Some(k) => k.tgid == key.tgid && k.start_boottime_ns == key.start_boottime_ns,
+        None => false,
+    }
+}
+
+/// Adds one closed slice of the outgoing `task` on this CPU.
+#[inline(always)]
+fn account(task: *mut task_struct, delta: u64) -> Result<(), i64> {
+    let cache = threads::cache(task);
+    let key = threads::key(task, cache)?;
     if key.tgid == 0 {
         if let Some(idle) = IDLE.get_ptr_mut(0) {
             // SAFETY: per-CPU slot.
             unsafe { *idle = (*idle).wrapping_add(delta) };
         }
-        return;
+        return Ok(());
     }
-    match slot_of(key).and_then(data) {
+    let slot = match threads::slot(cache) {
+        Some(slot) if slot_holds(slot, &key) => Some(slot),
+        _ => {
+            let slot = slot_of(&key);
+            if let Some(slot) = slot {
+                threads::set_slot(cache, slot);
+            }
+            slot
+        }
+    };
+    match slot.and_then(data) {
         Some(value) => {
             // SAFETY: this CPU's entry of this process's slot: only this CPU writes it.
             unsafe {
@@ -173,29 +202,29 @@ fn account(key: &TaskKey, delta: u64) {
             bump(Counter::TaskLostNs, delta);
         }
     }
+    Ok(())
 }
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next, ...)`.
-#[raw_tracepoint(tracepoint = "sched_switch")]
-pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> u32 {
     let _ = try_sched_switch(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_sched_switch(ctx: &RawTracePointContext) -> Result<(), i64> {
+fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    let prev: *const u8 = ctx.arg(1);
-    let next: *const u8 = ctx.arg(2);
+    let prev: *mut task_struct = ctx.arg(1);
+    let next: *mut task_struct = ctx.arg(2);
     let slice = CPU_SLICE.get_ptr_mut(0).ok_or(-1i64)?;
     // SAFETY: this CPU's slot; nothing else writes it while we run.
     let slice = unsafe { &mut *slice };
     if slice.start_ns != 0 {
-        let prev_key = task_key(prev)?;
-        account(&prev_key, now.wrapping_sub(slice.start_ns));
+        account(prev, now.wrapping_sub(slice.start_ns))?;
     }
-    slice.key = task_key(next)?;
+    slice.key = threads::key(next, threads::cache(next))?;
     slice.start_ns = now;
     Ok(())
 }

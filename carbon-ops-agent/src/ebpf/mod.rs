@@ -1,8 +1,9 @@
 //! Loads the kernel programs and reads their maps into one consistent [`Snapshot`] per tick.
 //!
 //! Loading: the `task_struct` offsets the programs need are read from the running kernel's
-//! BTF ([`btf`]) and set as globals, then `sched_switch` and `sched_process_exit` are attached
-//! as raw tracepoints (no tracefs needed, ~3 ms).
+//! BTF ([`btf`]) and set as globals, then `sched_process_exit` is attached as a raw tracepoint
+//! and `sched_switch` as a BTF tracepoint (typed task pointers, for task-local storage; aya
+//! parses the kernel's BTF for it, ~20 ms once).
 //!
 //! Reading, at tick instant `T` (CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`): first
 //! the closed slices (the memory-mapped slot table, [`slots`], and `IDLE`), then each CPU's
@@ -15,6 +16,7 @@
 //! processes whose total moved since the previous snapshot are listed.
 
 pub mod btf;
+mod scan;
 pub mod slots;
 
 use std::{collections::HashSet, path::Path};
@@ -22,7 +24,7 @@ use std::{collections::HashSet, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, Queue},
-    programs::RawTracePoint,
+    programs::{BtfTracePoint, RawTracePoint},
 };
 use carbon_ops_common::{
     COUNTER_SLOTS, CpuSlice, ExitRecord, GLOBAL_NCPUS, GLOBAL_OFF_GROUP_LEADER,
@@ -64,6 +66,15 @@ pub enum EbpfError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// aya could not parse the kernel's BTF (needed to type the `sched_switch` program).
+    #[error("failed to parse the kernel's BTF at {path}")]
+    BtfParse {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: aya::BtfError,
     },
     /// The kernel's BTF lacks something the programs need.
     #[error("the kernel's BTF does not describe what carbon-ops needs")]
@@ -120,11 +131,8 @@ pub struct EbpfTaskStats {
     counters: PerCpuArray<MapData, u64>,
     /// Exits seen in the previous snapshot: final, to report and drain in this one.
     pending_exits: HashSet<TaskKey>,
-    /// Each process's total as last reported: unchanged processes are left out.
-    last_total: std::collections::HashMap<TaskKey, u64>,
-    /// Reused read buffers: keys, and their slots.
-    keys: Vec<TaskKey>,
-    slot_of: Vec<usize>,
+    /// The per-tick scan: reused buffers and each slot's last reported total.
+    scan: scan::Scan,
     /// Exits already reported whose `EXITS` record could not be removed: never reported twice.
     reported: HashSet<TaskKey>,
     ncpus: usize,
@@ -149,6 +157,20 @@ fn attach(bpf: &mut Ebpf, name: &'static str) -> Result<(), EbpfError> {
     prog.load()
         .map_err(|source| EbpfError::Program { name, source })?;
     prog.attach(name)
+        .map_err(|source| EbpfError::Program { name, source })?;
+    Ok(())
+}
+
+/// Loads and attaches the `tp_btf` program `name`, typed against the kernel's BTF.
+fn attach_btf(bpf: &mut Ebpf, name: &'static str, btf: &aya::Btf) -> Result<(), EbpfError> {
+    let prog: &mut BtfTracePoint = bpf
+        .program_mut(name)
+        .ok_or(EbpfError::Missing { name })?
+        .try_into()
+        .map_err(|source| EbpfError::Program { name, source })?;
+    prog.load(name, btf)
+        .map_err(|source| EbpfError::Program { name, source })?;
+    prog.attach()
         .map_err(|source| EbpfError::Program { name, source })?;
     Ok(())
 }
@@ -192,6 +214,8 @@ impl EbpfTaskStats {
         let ncpus32 = u32::try_from(ncpus).unwrap_or(u32::MAX);
         let mut loader = EbpfLoader::new();
         loader
+            // `THREADS` (task-local storage) has no typed wrapper in aya; only the kernel uses it.
+            .allow_unsupported_maps()
             .map_max_entries(MAP_TASKS, max)
             .map_max_entries(MAP_SLOT_KEYS, max)
             .map_max_entries(MAP_FREE_SLOTS, max)
@@ -236,46 +260,33 @@ impl EbpfTaskStats {
             counters: take(&mut bpf, MAP_COUNTERS)?,
             pending_exits: HashSet::new(),
             reported: HashSet::new(),
-            last_total: std::collections::HashMap::new(),
-            keys: Vec::new(),
-            slot_of: Vec::new(),
+            scan: scan::Scan::default(),
             ncpus,
             _bpf: bpf,
         };
         attach(&mut stats._bpf, PROG_SCHED_EXIT)?;
-        attach(&mut stats._bpf, PROG_SCHED_SWITCH)?;
+        let typed = aya::Btf::parse(&raw, aya::Endianness::default()).map_err(|source| {
+            EbpfError::BtfParse {
+                path: btf_path.display().to_string(),
+                source,
+            }
+        })?;
+        attach_btf(&mut stats._bpf, PROG_SCHED_SWITCH, &typed)?;
+        drop(typed);
+        drop(raw);
+        // The kernel's BTF (several MiB, parsed twice) is no longer needed: hand the freed
+        // heap back to the system so it does not stay in the agent's resident set.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         Ok(stats)
     }
 
     /// Number of possible CPUs (the length of every per-CPU vector).
     pub fn ncpus(&self) -> usize {
         self.ncpus
-    }
-}
-
-impl EbpfTaskStats {
-    /// Every process in the slot table, from memory: keys and their slots. A slot with no time
-    /// yet (just assigned, or given back after losing a race for the same process) is skipped.
-    fn read_slots(&mut self) -> (Vec<TaskKey>, Vec<usize>) {
-        let mut keys = std::mem::take(&mut self.keys);
-        let mut slot_of = std::mem::take(&mut self.slot_of);
-        keys.clear();
-        slot_of.clear();
-        for slot in 0..self.table.slots() {
-            let key = self.table.key(slot);
-            if key.tgid == 0 {
-                continue;
-            }
-            // No time yet: nothing to report, unless it is an exit to drain now.
-            if (0..self.ncpus).all(|cpu| self.table.on_cpu_ns(slot, cpu) == 0)
-                && !self.pending_exits.contains(&key)
-            {
-                continue;
-            }
-            keys.push(key);
-            slot_of.push(slot);
-        }
-        (keys, slot_of)
     }
 }
 
@@ -317,7 +328,7 @@ impl TaskStats for EbpfTaskStats {
     fn snapshot(&mut self, at_ns: u64) -> Result<Snapshot, TaskStatsError> {
         let n = self.ncpus;
         // 1. Closed slices, all processes, into reused flat buffers.
-        let (keys, slot_of) = self.read_slots();
+        self.scan.read_closed(&self.table, n, &self.pending_exits);
         let mut idle_ns: Vec<u64> = self
             .idle
             .get(&0, 0)
@@ -375,38 +386,45 @@ impl TaskStats for EbpfTaskStats {
         let mut tasks = Vec::new();
         let mut seen_final = HashSet::new();
         let mut drain_slot: Vec<(TaskKey, usize)> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let slot = slot_of[i];
-            let mut total = (0..n).fold(0u64, |a, cpu| {
-                a.saturating_add(self.table.on_cpu_ns(slot, cpu))
-            });
+        let mut moved: Vec<(usize, usize, TaskKey, u64)> = Vec::new();
+        for (i, slot, key) in self.scan.live() {
+            let mut total = self
+                .scan
+                .closed(i)
+                .iter()
+                .fold(0u64, |a, &b| a.saturating_add(b));
             for (_, k, ns) in &open {
-                if k == key {
+                if *k == key {
                     total = total.saturating_add(*ns);
                 }
             }
-            let is_final = finals.contains(key);
+            let is_final = finals.contains(&key);
             if is_final {
-                seen_final.insert(*key);
-                drain_slot.push((*key, slot));
+                seen_final.insert(key);
+                drain_slot.push((key, slot));
             }
-            if !is_final && self.last_total.get(key) == Some(&total) {
+            if !is_final && self.scan.unchanged(slot, key, total) {
                 continue;
             }
-            self.last_total.insert(*key, total);
-            let v: Vec<TaskCpu> = (0..n).map(|cpu| self.table.value(slot, cpu)).collect();
-            let mut sample = TaskSample {
-                id: id_of(key),
-                per_cpu_ns: v.iter().map(|t| t.on_cpu_ns).collect(),
-                switches: v.iter().fold(0u64, |a, t| a.saturating_add(t.switches)),
-                cgroup_id: v.iter().map(|t| t.cgroup_id).max().unwrap_or(0),
-            };
+            moved.push((i, slot, key, total));
+        }
+        for (i, slot, key, total) in moved {
+            self.scan.reported(slot, key, total);
+            let mut per_cpu_ns = self.scan.closed(i).to_vec();
+            per_cpu_ns.resize(n, 0);
             for (cpu, k, ns) in &open {
-                if k == key {
-                    sample.per_cpu_ns[*cpu] = sample.per_cpu_ns[*cpu].saturating_add(*ns);
+                if *k == key {
+                    per_cpu_ns[*cpu] = per_cpu_ns[*cpu].saturating_add(*ns);
                 }
             }
-            tasks.push(sample);
+            // Switch counts and cgroup are descriptive, not accounted: read them now.
+            let v: Vec<TaskCpu> = (0..n).map(|cpu| self.table.value(slot, cpu)).collect();
+            tasks.push(TaskSample {
+                id: id_of(&key),
+                per_cpu_ns,
+                switches: v.iter().fold(0u64, |a, t| a.saturating_add(t.switches)),
+                cgroup_id: v.iter().map(|t| t.cgroup_id).max().unwrap_or(0),
+            });
         }
         // A running process with no slot (never switched out yet, or the table is full) is
         // left out: its slice is counted when it is switched out (into its new slot, or as
@@ -435,11 +453,11 @@ impl TaskStats for EbpfTaskStats {
         // 6. Drain the final records; a failed removal is retried at the next snapshot.
         for e in &exited {
             let key = key_of(&e.id);
-            self.last_total.remove(&key);
             // Absent from TASKS when its slices were lost (counted in `lost`): nothing to remove.
             let _ = self.tasks.remove(&key);
             if let Some(&(_, slot)) = drain_slot.iter().find(|(k, _)| *k == key) {
                 self.table.clear(slot);
+                self.scan.forget(slot);
                 let _ = self.free.push(slot as u32, 0);
             }
             if self.exits.remove(&key).is_err() {
@@ -447,8 +465,6 @@ impl TaskStats for EbpfTaskStats {
             }
         }
         self.pending_exits = now_pending;
-        self.keys = keys;
-        self.slot_of = slot_of;
         Ok(Snapshot {
             at_ns,
             ncpus: n,
