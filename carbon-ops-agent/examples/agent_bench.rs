@@ -3,7 +3,8 @@
 //! concurrent clients. Prints a Markdown table (the figures in `docs/benchmarks.md`).
 //!
 //! Run as root after `cargo xtask build-ebpf`:
-//! `cargo run --release --example agent_bench -- [--quick]`
+//! `cargo run --release --example agent_bench -- [--quick] [--sizes 1000,10000] [--modes ebpf,procfs]`
+//! (`--sizes`/`--modes` run a subset, e.g. to profile one case with `perf record -p`).
 //!
 //! Method: N forked processes each wake once a second (so they are live and run, as on a
 //! busy node); the release agent runs on a fake powercap tree; after a 3 s warm-up its
@@ -130,7 +131,19 @@ fn throughput(socket: &Path, pid: u32, secs: u64) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let list = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let default_sizes: &[usize] = if quick { &[1000] } else { &[1000, 10_000] };
+    let sizes: Vec<usize> = list("--sizes")
+        .map(|v| v.iter().filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| default_sizes.to_vec());
+    let modes = list("--modes").unwrap_or_else(|| vec!["ebpf".into(), "procfs".into()]);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin = root.join("target/release/carbon-ops-agent");
     assert!(
@@ -154,14 +167,10 @@ fn main() {
     println!("| processes | mode | agent CPU (% of one core) | RSS (MiB) |");
     println!("|---:|---|---:|---:|");
     let mut results = Vec::new();
-    for &n in if quick {
-        &[1000usize][..]
-    } else {
-        &[1000usize, 10_000][..]
-    } {
+    for &n in &sizes {
         let sleepers = spawn_sleepers(n);
         std::thread::sleep(Duration::from_secs(2));
-        for mode in ["ebpf", "procfs"] {
+        for mode in modes.iter().map(String::as_str) {
             let socket = dir.path().join(format!("{mode}-{n}.sock"));
             let mut agent = start_agent(&bin, &pc.class_root(), &socket, mode);
             std::thread::sleep(Duration::from_secs(3));
@@ -171,14 +180,17 @@ fn main() {
             let cpu = (t1 - t0) as f64 / hz / measure as f64 * 100.0;
             let rss = rss_kib(agent.id()) as f64 / 1024.0;
             println!("| {n} | {mode} | {cpu:.2} | {rss:.1} |");
-            results.push((n, mode, cpu));
+            results.push((n, mode.to_owned(), cpu));
             let _ = agent.kill();
             let _ = agent.wait();
         }
         kill_all(&sleepers);
     }
     for w in results.chunks(2) {
-        if let [(n, _, e), (_, _, p)] = w {
+        if let [(n, a, e), (_, b, p)] = w
+            && a == "ebpf"
+            && b == "procfs"
+        {
             println!(
                 "\nat {n} processes procfs costs {:.1}× the CPU of ebpf",
                 p / e.max(0.01)

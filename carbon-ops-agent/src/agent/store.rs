@@ -4,14 +4,48 @@
 //! processes stay queryable for a retention window. For recent power, each process keeps its
 //! energy of the last [`RING`] ticks in a ring indexed by tick number.
 
-use std::collections::HashMap;
+use std::{
+    cmp::Ordering,
+    collections::{BinaryHeap, HashMap},
+};
 
 use serde::Serialize;
 
 use crate::{
     attribution::TickAttribution,
-    tasks::{ExitInfo, ProcessId, delta::TickDelta},
+    tasks::{ExitInfo, FastMap, ProcessId, delta::TickDelta},
 };
+
+/// When an exited process leaves the store: ordered so that a `BinaryHeap` pops the earliest.
+#[derive(Clone, Copy, Debug)]
+struct Expiry {
+    at_unix: f64,
+    id: ProcessId,
+}
+
+impl PartialEq for Expiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Expiry {}
+
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: the earliest expiry is the heap's greatest element.
+        other
+            .at_unix
+            .total_cmp(&self.at_unix)
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
 
 /// Ticks of recent energy kept per process (1 s at 10 Hz).
 pub const RING: usize = 10;
@@ -150,9 +184,9 @@ impl Clocks {
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     /// Processes by identity.
-    pub procs: HashMap<ProcessId, ProcRecord>,
+    pub procs: FastMap<ProcessId, ProcRecord>,
     /// Newest process per PID.
-    pub by_pid: HashMap<u32, ProcessId>,
+    pub by_pid: FastMap<u32, ProcessId>,
     /// Host totals.
     pub energy: EnergyTotals,
     /// Host busy CPU ns (all processes), cumulative.
@@ -169,6 +203,8 @@ pub struct Store {
     pub retention_s: f64,
     /// Host telemetry (CPU, memory, GPU) as of the last tick.
     pub telemetry: std::sync::Arc<crate::telemetry::TelemetryView>,
+    /// Exited processes by expiry: a tick removes only what expired, never scans the store.
+    expiries: BinaryHeap<Expiry>,
 }
 
 impl Store {
@@ -197,7 +233,7 @@ impl Store {
         self.energy.unattributed_uj += attr.unattributed_uj;
         let base = self.host_busy_ns;
         self.host_busy_ns += attr.busy_ns;
-        let exits: HashMap<ProcessId, &ExitInfo> = delta.exited.iter().map(|e| (e.id, e)).collect();
+        let exits: FastMap<ProcessId, &ExitInfo> = delta.exited.iter().map(|e| (e.id, e)).collect();
         let now_tick = self.tick;
         let slot = (now_tick % RING as u64) as usize;
         for (t, (id, uj)) in delta.tasks.iter().zip(&attr.per_task_uj) {
@@ -211,8 +247,19 @@ impl Store {
             rec.ring_tick[slot] = now_tick;
         }
         for e in &delta.exited {
+            let exited = clocks.mono_to_unix(e.exit_monotonic_ns);
+            let first_exit = self
+                .record(e.id, clocks, base, Some(e), meta)
+                .exited_unix
+                .is_none();
+            if first_exit {
+                self.expiries.push(Expiry {
+                    at_unix: exited + self.retention_s,
+                    id: e.id,
+                });
+            }
             let rec = self.record(e.id, clocks, base, Some(e), meta);
-            rec.exited_unix = Some(clocks.mono_to_unix(e.exit_monotonic_ns));
+            rec.exited_unix = Some(exited);
             // A process first seen live may have been gone before /proc could be read: the
             // kernel's exit record fills in what is still unknown.
             if rec.ppid == 0 {
@@ -225,13 +272,16 @@ impl Store {
                 rec.uid = e.uid;
             }
         }
-        let keep_after = self.at_unix - self.retention_s;
-        let before = self.procs.len();
-        self.procs
-            .retain(|_, r| r.exited_unix.is_none_or(|x| x >= keep_after));
-        if self.procs.len() != before {
-            let procs = &self.procs;
-            self.by_pid.retain(|_, id| procs.contains_key(id));
+        // Drop exited processes past retention (exited strictly before now − retention).
+        while let Some(next) = self.expiries.peek().copied() {
+            if next.at_unix >= self.at_unix {
+                break;
+            }
+            self.expiries.pop();
+            self.procs.remove(&next.id);
+            if self.by_pid.get(&next.id.pid) == Some(&next.id) {
+                self.by_pid.remove(&next.id.pid);
+            }
         }
     }
 

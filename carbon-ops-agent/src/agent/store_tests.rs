@@ -125,6 +125,31 @@ fn exits_are_kept_for_the_retention_window_and_pid_reuse_is_separate() {
     s.apply(&CLOCKS, &d, &t, &mut meta);
     assert_eq!(s.procs.len(), 1);
     assert!(s.procs.contains_key(&new));
+    assert_eq!(s.by_pid(10).expect("the live one still answers").id, new);
+}
+
+#[test]
+fn an_exited_process_is_dropped_exactly_when_its_retention_ends() {
+    let mut s = Store::new(1.0);
+    let gone = id(20, 1);
+    let exit = ExitInfo {
+        id: gone,
+        exit_monotonic_ns: 49_000_000_000,
+        uid: 0,
+        ppid: 1,
+        comm: "gone".into(),
+        cgroup_id: 0,
+    };
+    let (d, t) = tick(49_000_000_000, &[(gone, 5, 50)], vec![exit]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    // Exactly at exit + retention it is still kept; one tick later it is gone.
+    let (d, t) = tick(50_000_000_000, &[], vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    assert!(s.by_pid(20).is_some(), "kept through the whole window");
+    let (d, t) = tick(50_100_000_000, &[], vec![]);
+    s.apply(&CLOCKS, &d, &t, &mut meta);
+    assert!(s.by_pid(20).is_none(), "dropped after the window");
+    assert!(s.procs.is_empty());
 }
 
 #[test]

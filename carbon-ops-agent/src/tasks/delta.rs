@@ -7,9 +7,7 @@
 //! goes backwards (which the reading order is designed to prevent) contributes zero and is
 //! counted in `regressions`, so it is visible and never negative.
 
-use std::collections::HashMap;
-
-use super::{ExitInfo, ProcessId, Snapshot};
+use super::{ExitInfo, FastMap, ProcessId, Snapshot};
 
 /// One process's CPU time in one tick.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +51,7 @@ pub struct TickDelta {
 /// Keeps the previous snapshot's values and differences the next one against them.
 #[derive(Debug, Default)]
 pub struct Differ {
-    prev: HashMap<ProcessId, Vec<u64>>,
+    prev: FastMap<ProcessId, Vec<u64>>,
     prev_idle: Vec<u64>,
     prev_at: Option<u64>,
     prev_lost_ns: u64,

@@ -34,6 +34,11 @@ impl AttributionMode {
     }
 }
 
+/// A hash map keyed by process identities or PIDs, which come from the kernel, not from
+/// clients: a fast hasher (foldhash, randomly seeded) instead of SipHash, because the agent
+/// looks up every process that ran in every tick.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Identity of a process: its PID and its start time, so that a reused PID is a new process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProcessId {
