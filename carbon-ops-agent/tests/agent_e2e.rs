@@ -28,8 +28,8 @@ fn burn_child() {
     let threads: usize = threads.parse().expect("threads");
     let ms: u64 = ms.parse().expect("ms");
     // Both burners share the last CPU: the scheduler then gives A's two threads and B's one
-    // thread a third of it each, a 2:1 split between the processes that other load on the
-    // machine does not skew.
+    // thread about a third of it each, near 2:1 (the windows do not start at the same instant
+    // and other load shares the CPU, so the test compares with the kernel's own ratio).
     // SAFETY: a zeroed cpu_set_t is valid; we set one bit and apply it to this process.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -119,17 +119,19 @@ fn two_to_one(attribution: &str) {
     );
     assert_eq!(ra["attribution_mode"], attribution);
     assert_eq!(ra["energy_source"], "sysfs");
-    // Two busy threads against one on the same CPU: 2:1.
+    // Two busy threads against one: about 2:1, but how close depends on the scheduler and on
+    // other load on the machine. The reference is the kernel's own ratio (schedstat).
+    let kernel_ratio = ref_a as f64 / ref_b as f64;
     assert!(
-        (cpu_ratio / 2.0 - 1.0).abs() <= 0.05,
-        "cpu ratio {cpu_ratio}"
+        (cpu_ratio / kernel_ratio - 1.0).abs() <= 0.05,
+        "cpu ratio {cpu_ratio} vs the kernel's {kernel_ratio}"
     );
     // Energy follows CPU time: at constant power the split is proportional to it. procfs sees
     // time in 10 ms clock ticks, and per poll, so its split is coarser.
     let tolerance = if attribution == "ebpf" { 0.05 } else { 0.15 };
     assert!(
-        (energy_ratio / 2.0 - 1.0).abs() <= tolerance,
-        "energy ratio {energy_ratio}"
+        (energy_ratio / kernel_ratio - 1.0).abs() <= tolerance,
+        "energy ratio {energy_ratio} vs the kernel's CPU ratio {kernel_ratio}"
     );
     assert!(
         (energy_ratio / cpu_ratio - 1.0).abs() <= tolerance,
