@@ -31,6 +31,30 @@ fn intact(base: &Path) -> bool {
 }
 
 #[test]
+fn a_missing_ledger_directory_is_created() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let base = dir.path().join("var/lib/carbon-ops/ledger.jsonl");
+    let (writer, report) = LedgerWriter::open(&base, StoreOptions::default()).expect("create");
+    assert!(report.created);
+    writer.close();
+    let mode = std::fs::metadata(base.parent().expect("parent"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750 & !umask());
+    assert!(intact(&base));
+}
+
+fn umask() -> u32 {
+    // SAFETY: reads the umask by setting it and restoring it at once.
+    let m = unsafe { libc::umask(0o022) };
+    // SAFETY: as above.
+    unsafe { libc::umask(m) };
+    m
+}
+
+#[test]
 fn create_writes_genesis_and_head_then_reopen_continues() {
     let dir = tempfile::tempdir().expect("dir");
     let base = dir.path().join("ledger.jsonl");

@@ -121,7 +121,18 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if absent) the ledger at `base`, recovering a torn tail and verifying it.
+    /// A missing directory (e.g. `/var/lib/carbon-ops` on a fresh machine) is created, mode
+    /// 0750: the ledger is for root and auditors, read with the CLI or a copy.
     pub fn open(base: &Path, options: StoreOptions) -> Result<(Self, OpenReport), LedgerError> {
+        let dir = parent_dir(base);
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&dir)
+                .map_err(io_err("creating the ledger directory", &dir))?;
+        }
         let lock_file = lock_path(base);
         let lock = OpenOptions::new()
             .create(true)
