@@ -123,6 +123,6 @@ assert p["gpu_energy_uj"] > 0, p
 print(f"[gpu-check] agent: status gpu ok, process {p.get('pid')} gpu_energy_uj={p['gpu_energy_uj']}")
 PYEOF
 else
-  log "agent binary has no --gpu flag yet (telemetry not wired into the agent): agent-level check skipped"
+  fail "agent binary $BIN/carbon-ops-agent has no --gpu flag: it is older than this script; rebuild it"
 fi
 log "PASS (output in $OUT)"
