@@ -157,14 +157,22 @@ fn test(no_setup: bool, extra: &[String]) -> Result<()> {
     tests_outside_cargo()
 }
 
-/// Tests that are not Rust: the Python client against a real agent, and the deployment
-/// files (Kubernetes schemas, Grafana dashboard, systemd unit).
+/// Tests that are not Rust: the Python client against a real agent, the deployment files
+/// (Kubernetes schemas, Grafana dashboard, systemd unit), and every shell command in the
+/// documentation (run, or named as run by a test; `tests/doc-commands.toml`), which uses the
+/// binaries `cargo test` has just built in target/debug.
 fn tests_outside_cargo() -> Result<()> {
     for script in ["tests/run-python-tests.sh", "tests/validate-deploy.sh"] {
         let path = root().join(script);
         if path.exists() {
             run(Command::new("bash").arg(path).current_dir(root()))?;
         }
+    }
+    let checker = root().join("tests/check-doc-commands.py");
+    if checker.exists() {
+        // `cargo test` has built them; this says so, rather than relying on it.
+        run(cargo().args(["build", "-p", "carbon-ops-agent", "--bins"]))?;
+        run(Command::new("python3").arg(checker).current_dir(root()))?;
     }
     Ok(())
 }
