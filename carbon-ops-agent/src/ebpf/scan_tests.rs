@@ -24,12 +24,12 @@ fn table(keys: [TaskKey; SLOTS], ns: [[u64; CPUS]; SLOTS]) -> (SlotTable, [std::
     let mut df = tempfile::tempfile().expect("tmp");
     let mut kb = Vec::new();
     let mut db = Vec::new();
-    for s in 0..SLOTS {
-        kb.extend_from_slice(&u64::from(keys[s].tgid).to_ne_bytes());
-        kb.extend_from_slice(&keys[s].start_boottime_ns.to_ne_bytes());
-        for cpu in 0..CPUS {
+    for (k, per_cpu) in keys.iter().zip(&ns) {
+        kb.extend_from_slice(&u64::from(k.tgid).to_ne_bytes());
+        kb.extend_from_slice(&k.start_boottime_ns.to_ne_bytes());
+        for v in per_cpu {
             // on_cpu_ns, switches, cgroup_id
-            db.extend_from_slice(&ns[s][cpu].to_ne_bytes());
+            db.extend_from_slice(&v.to_ne_bytes());
             db.extend_from_slice(&1u64.to_ne_bytes());
             db.extend_from_slice(&7u64.to_ne_bytes());
         }
