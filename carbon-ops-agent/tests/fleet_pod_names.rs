@@ -1,8 +1,9 @@
 //! Pod names end to end: the real agent binary, real cgroup v2 directories laid out as the
 //! kubelet's systemd driver lays them out (under a scratch parent, so a real `kubepods.slice`
 //! on the machine is never touched), a busy process moved into a container's scope, and a
-//! loopback HTTP server standing in for the kubelet's `/pods` (it answers the recorded PodList
-//! only to the right bearer token, 401 otherwise).
+//! loopback HTTP server standing in for the kubelet's `/pods` (it answers the kubelet-shaped
+//! PodList of `tests/fixtures/kubelet-pods.json`, written by hand, only to the right bearer
+//! token, 401 otherwise).
 //!
 //! With the right token, the pod's namespace and name appear in the metrics scrape, in
 //! `top --by pod` and in the `cgroup` op (asked by UID and by `namespace/name`), and a rotated
@@ -100,7 +101,7 @@ impl Drop for PodCgroup {
     }
 }
 
-/// A stand-in for the kubelet's `/pods`: the recorded PodList to `Bearer <token>`, 401 with a
+/// A stand-in for the kubelet's `/pods`: the fixture PodList to `Bearer <token>`, 401 with a
 /// `Status` otherwise. Records every `Authorization` header it is sent.
 struct Kubelet {
     url: String,

@@ -228,8 +228,10 @@ mod tests {
         }
     }
 
+    /// A kubelet-shaped list written by hand: full pod objects (spec, status, managed fields),
+    /// a Deployment's pod, a static pod under its config hash, a DaemonSet's, a finished Job's.
     #[test]
-    fn a_recorded_kubelet_list() -> Result<(), PodListError> {
+    fn a_kubelet_shaped_list() -> Result<(), PodListError> {
         let pods = parse_pod_list(KUBELET)?;
         assert_eq!(pods.len(), 4);
         let d = PodDirectory::new(pods, Instant::now());
