@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Validates deploy/: Kubernetes manifests against the Kubernetes schemas (kubernetes-validate,
-# strict, in a venv under target/), the DaemonSet's privileges against what
-# docs/deploy-kubernetes.md promises, the Grafana dashboard (JSON, required fields, metric
-# names, PromQL through promtool when installed), the container build file, and the systemd
-# unit, sysusers and tmpfiles files (systemd-analyze verify / security, when installed).
+# Validates deploy/: Kubernetes manifests (the optional ones under deploy/kubernetes/optional/
+# too, and the DaemonSet as the pod-names patch leaves it) against the Kubernetes schemas
+# (kubernetes-validate, strict, in a venv under target/), the DaemonSet's privileges and the
+# optional pod-names RBAC against what docs/deploy-kubernetes.md promises, the Grafana
+# dashboard (JSON, required fields, metric names, PromQL through promtool when installed), the
+# container build file, and the systemd unit, sysusers and tmpfiles files (systemd-analyze
+# verify / security, when installed).
 # Run from anywhere; exits non-zero on any failure; ends with "N passed, M failed".
 set -uo pipefail
 
@@ -32,8 +34,27 @@ if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
     "$python" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate
 fi
 if [[ -x "$venv/bin/kubernetes-validate" ]]; then
+    # The optional pod-names DaemonSet, as its JSON patch leaves it.
+    check "the pod-names JSON patch applies to the DaemonSet" "$venv/bin/python" - \
+        deploy/kubernetes/20-daemonset.yaml deploy/kubernetes/optional/pod-names-daemonset.patch.json \
+        "$work/pod-names-daemonset.yaml" <<'PY'
+import json, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for op in json.load(open(sys.argv[2])):
+    *parents, last = op["path"].lstrip("/").split("/")
+    node = doc
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if op["op"] == "add" and last == "-":
+        node.append(op["value"])
+    elif op["op"] in ("add", "replace"):
+        node[int(last) if isinstance(node, list) else last] = op["value"]
+    else:
+        sys.exit(f"unsupported patch op {op['op']}")
+yaml.safe_dump(doc, open(sys.argv[3], "w"))
+PY
     for version in 1.29.0 1.33.0; do
-        for f in deploy/kubernetes/*.yaml; do
+        for f in deploy/kubernetes/*.yaml deploy/kubernetes/optional/*.yaml "$work/pod-names-daemonset.yaml"; do
             check "kubernetes-validate --strict -k $version $f" \
                 "$venv/bin/kubernetes-validate" --strict --no-warn -k "$version" "$f"
         done
@@ -84,6 +105,35 @@ if not addr or not addr[0].endswith(f":{ports.get('metrics')}"):
 sp = svc["spec"]["ports"][0]
 if sp["targetPort"] != "metrics" or svc["spec"]["selector"] != ds["spec"]["selector"]["matchLabels"]:
     errs.append("Service must select the DaemonSet's pods and target port `metrics`")
+print("\n".join(errs))
+sys.exit(1 if errs else 0)
+PY
+    check "optional pod names: least privilege, bound to the agent, DaemonSet patched as documented" \
+        "$venv/bin/python" - "$work/pod-names-daemonset.yaml" <<'PY'
+import sys, yaml
+errs = []
+docs = list(yaml.safe_load_all(open("deploy/kubernetes/optional/pod-names.yaml")))
+sa = yaml.safe_load(open("deploy/kubernetes/10-serviceaccount.yaml"))
+role = next(d for d in docs if d["kind"] == "ClusterRole")
+binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+want = [{"apiGroups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}]
+if role["rules"] != want:
+    errs.append(f"ClusterRole must grant get on nodes/pods only, grants {role['rules']}")
+if binding["roleRef"]["name"] != role["metadata"]["name"]:
+    errs.append("ClusterRoleBinding must bind the ClusterRole in the same file")
+subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": sa["metadata"]["namespace"]}
+if binding["subjects"] != [subject]:
+    errs.append(f"ClusterRoleBinding must bind the agent's ServiceAccount only: {subject}")
+ds = yaml.safe_load(open(sys.argv[1]))
+spec = ds["spec"]["template"]["spec"]
+[c] = spec["containers"]
+if spec.get("automountServiceAccountToken") is not True:
+    errs.append("the patched DaemonSet must mount the service-account token")
+env = {e["name"]: e for e in c.get("env", [])}
+if env.get("NODE_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.hostIP":
+    errs.append("NODE_IP must come from the downward API (status.hostIP)")
+if "--kubelet-pods-url=https://$(NODE_IP):10250/pods" not in c["args"]:
+    errs.append("the patched DaemonSet must pass --kubelet-pods-url=https://$(NODE_IP):10250/pods")
 print("\n".join(errs))
 sys.exit(1 if errs else 0)
 PY

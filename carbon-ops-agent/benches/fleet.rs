@@ -1,6 +1,6 @@
 //! Fleet benchmarks on a node-sized store: 10,000 processes in 200 pods of 2 containers
 //! (systemd-driver paths): parsing one path's labels, summing the store per pod, and one
-//! scrape (accumulator update + rendering the Prometheus text).
+//! scrape (accumulator update + rendering the Prometheus text, every pod named).
 //!
 //! `cargo bench -p carbon-ops-agent --bench fleet`
 
@@ -16,6 +16,7 @@ use carbon_ops::{
         aggregate::{GroupBy, aggregate},
         cgroup::labels,
         metrics::{MetricsConfig, render},
+        pods::{PodDirectory, PodName},
     },
 };
 use criterion::{Criterion, black_box};
@@ -63,15 +64,26 @@ fn bench(c: &mut Criterion) {
     let mut acc = Accumulator::new();
     let info = info();
     let cfg = MetricsConfig::default();
+    let names = (0..200u64)
+        .map(|pod| {
+            let uid = format!("{pod:08x}-4d3a-4b5c-9e8f-0123456789ab");
+            let name = PodName {
+                namespace: format!("team-{}", pod % 7),
+                name: format!("worker-{pod}-7d9f8b6c5-x2x9q"),
+            };
+            (uid, name)
+        })
+        .collect();
+    let pods = PodDirectory::new(names, std::time::Instant::now());
     c.bench_function("fleet_scrape_10k_procs_200_pods", |b| {
         b.iter(|| {
             acc.observe(&store, &mut path_of);
-            render(&info, &store, &acc, &cfg)
+            render(&info, &store, &acc, &cfg, &pods)
         })
     });
     println!(
         "exposition size: {} bytes",
-        render(&info, &store, &acc, &cfg).len()
+        render(&info, &store, &acc, &cfg, &pods).len()
     );
 }
 

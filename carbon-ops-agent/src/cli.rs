@@ -59,6 +59,9 @@ pub enum Command {
         /// A pod UID.
         #[arg(long)]
         pod_uid: Option<String>,
+        /// A pod as namespace/name (when the agent has pod names: --kubelet-pods-url).
+        #[arg(long)]
+        pod: Option<String>,
         /// A container id (or a prefix of one).
         #[arg(long)]
         container_id: Option<String>,
@@ -119,13 +122,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cgroup {
             path,
             pod_uid,
+            pod,
             container_id,
             json,
         } => {
             let v = ask(
                 socket,
                 "cgroup",
-                json!({"path": path, "pod_uid": pod_uid, "container_id": container_id}),
+                json!({"path": path, "pod_uid": pod_uid, "pod": pod, "container_id": container_id}),
             )?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;

@@ -1,6 +1,7 @@
 //! `carbon-ops-agent`: flags and config file, start-up (energy source, CPU accounting,
-//! ledger, socket), the tick thread, the server, and shutdown in order on SIGINT/SIGTERM
-//! (poller, attribution, ledger flush, server, socket removed).
+//! ledger, socket), the tick thread, the pod-name thread (when configured), the server, and
+//! shutdown in order on SIGINT/SIGTERM (poller, attribution, ledger flush, server, pod names,
+//! socket removed).
 
 use std::{
     path::{Path, PathBuf},
@@ -256,6 +257,10 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let fleet = args
         .fleet
         .fleet(shared.clone(), args.energy.procfs_root.clone());
+    let pod_names = args
+        .fleet
+        .start_pod_names(&fleet, args.retention)
+        .context("cannot start the pod-name thread")?;
     let ledger = crate::ledger_adapter::open(&args.ledger, args.no_ledger);
     let bound = server::socket::bind(&args.socket, &args.socket_group)?;
     let telemetry = crate::telemetry::Telemetry::new(args.telemetry.config(
@@ -333,6 +338,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
+    if let Some(r) = pod_names {
+        r.stop();
+    }
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("stopped");
     Ok(())
@@ -395,6 +403,28 @@ mod tests {
         assert_eq!(a.energy.msr_cpus, Some(vec![0, 8]));
         let b = parse_args(argv(&["--socket", "/tmp/y.sock"])).expect("parse");
         assert_eq!(b.socket, PathBuf::from("/tmp/y.sock"));
+    }
+
+    #[test]
+    fn pod_name_keys_in_the_config_file() {
+        let (_d, path) = write(
+            "kubelet_pods_url = \"https://10.0.3.17:10250/pods\"\nkubelet_token_file = \"/run/token\"\nkubelet_ca_file = \"/run/ca.crt\"\nkubelet_refresh = \"1m\"\n",
+        );
+        let a = parse_args(vec![
+            "carbon-ops-agent".into(),
+            "--config".into(),
+            path.display().to_string(),
+        ])
+        .expect("parse");
+        assert_eq!(
+            a.fleet.kubelet_pods_url.as_deref(),
+            Some("https://10.0.3.17:10250/pods")
+        );
+        assert_eq!(a.fleet.kubelet_token_file, PathBuf::from("/run/token"));
+        assert_eq!(a.fleet.kubelet_ca_file, Some(PathBuf::from("/run/ca.crt")));
+        assert_eq!(a.fleet.kubelet_refresh, Duration::from_secs(60));
+        let (_d2, bad) = write("kubelet_url = \"https://x/pods\"\n");
+        assert!(config_as_args(&bad).is_err());
     }
 
     #[test]

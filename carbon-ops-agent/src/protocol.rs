@@ -73,6 +73,9 @@ pub enum Request {
         /// A Kubernetes pod UID.
         #[serde(default)]
         pod_uid: Option<String>,
+        /// A Kubernetes pod as `namespace/name` (needs pod names, `--kubelet-pods-url`).
+        #[serde(default)]
+        pod: Option<String>,
         /// A container id or a prefix of one.
         #[serde(default)]
         container_id: Option<String>,

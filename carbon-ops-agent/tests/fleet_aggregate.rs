@@ -119,6 +119,7 @@ fn cgroup_query_by_path_pod_and_container() {
         path: path.map(str::to_owned),
         pod_uid: pod.map(str::to_owned),
         container_id: ctr.map(str::to_owned),
+        ..CgroupQuery::default()
     };
     let d = query(
         &s,

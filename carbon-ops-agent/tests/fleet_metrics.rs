@@ -1,11 +1,13 @@
 //! The Prometheus exposition: rendered from a store on a fake cgroup tree and parsed back,
 //! checked by `promtool check metrics` where installed, served over HTTP (routes, limits,
 //! concurrent scrapes), and scraped by a real Prometheus server answering a PromQL query.
+//! Pod A is named (`shop/web-0`) and pod B is not, so label sets with and without pod names
+//! are checked side by side.
 
 mod fleet_support;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
@@ -17,6 +19,7 @@ use carbon_ops::{
         http::{HttpLimits, Route, route, serve_metrics},
         index::CgroupIndex,
         metrics::{MetricsConfig, joules, seconds},
+        pods::{PodDirectory, PodName},
         resolver::Resolver,
         service::Fleet,
     },
@@ -35,13 +38,22 @@ fn fleet(dir: &Path, top_n: usize) -> std::io::Result<Fleet> {
     let mut index = CgroupIndex::new(dir.to_path_buf());
     index.refresh().map_err(std::io::Error::other)?;
     let resolver = Resolver::new(Some(index), dir.join("no-proc"));
-    Ok(Fleet::new(
+    let f = Fleet::new(
         shared,
         resolver,
         MetricsConfig {
             process_top_n: top_n,
         },
-    ))
+    );
+    let web0 = PodName {
+        namespace: "shop".into(),
+        name: "web-0".into(),
+    };
+    f.pod_names().publish(PodDirectory::new(
+        vec![(POD_A.to_owned(), web0)],
+        Instant::now(),
+    ));
+    Ok(f)
 }
 
 /// One parsed sample: name, labels, value text.
@@ -146,6 +158,33 @@ fn renders_and_parses_back() -> Result<(), Box<dyn std::error::Error>> {
     for (name, t) in &types {
         assert_eq!(t == "counter", name.ends_with("_total"), "{name} is a {t}");
     }
+    // Every series of a family has the same label names, named pods or not.
+    let mut label_sets: BTreeMap<&str, BTreeSet<Vec<&str>>> = BTreeMap::new();
+    for (n, l, _) in &samples {
+        let keys = l.keys().map(String::as_str).collect();
+        label_sets.entry(n.as_str()).or_default().insert(keys);
+    }
+    for (n, sets) in &label_sets {
+        assert_eq!(sets.len(), 1, "{n} has label sets {sets:?}");
+    }
+    let pod_of = |name: &str, uid: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l["pod_uid"] == uid)
+            .map(|(_, l, _)| (l["namespace"].clone(), l["pod"].clone()))
+    };
+    let named = Some(("shop".to_owned(), "web-0".to_owned()));
+    let unnamed = Some((String::new(), String::new()));
+    assert_eq!(pod_of("carbon_ops_pod_energy_joules_total", POD_A), named);
+    assert_eq!(
+        pod_of("carbon_ops_container_cpu_seconds_total", POD_A),
+        named
+    );
+    assert_eq!(pod_of("carbon_ops_pod_cpu_seconds_total", POD_B), unnamed);
+    assert_eq!(
+        pod_of("carbon_ops_container_energy_joules_total", POD_B),
+        unnamed
+    );
     assert_eq!(
         find(&samples, "carbon_ops_info", ("energy_source", "sysfs")),
         Some("1")
@@ -400,7 +439,7 @@ async fn real_prometheus_scrapes_and_answers_promql() -> Result<(), Box<dyn std:
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let query = format!(
-        "GET /api/v1/query?query=sum%20by%20(pod_uid)(carbon_ops_pod_energy_joules_total) HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n"
+        "GET /api/v1/query?query=sum%20by%20(pod_uid,namespace,pod)(carbon_ops_pod_energy_joules_total) HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n"
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
@@ -440,5 +479,14 @@ async fn real_prometheus_scrapes_and_answers_promql() -> Result<(), Box<dyn std:
     };
     assert_eq!(value_of(POD_A).as_deref(), Some("0.01"));
     assert_eq!(value_of(POD_B).as_deref(), Some("0.002"));
+    // Pod A by name; pod B's empty labels are absent in Prometheus.
+    let metric_of = |uid: &str| results.iter().find(|r| r["metric"]["pod_uid"] == uid);
+    let a = metric_of(POD_A).ok_or("pod A")?;
+    assert_eq!(
+        (&a["metric"]["namespace"], &a["metric"]["pod"]),
+        (&"shop".into(), &"web-0".into())
+    );
+    let b = metric_of(POD_B).ok_or("pod B")?;
+    assert!(b["metric"].get("pod").is_none(), "{b}");
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 mod fleet_support;
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Instant};
 
 use carbon_ops::{
     agent::engine::Shared,
@@ -11,6 +11,7 @@ use carbon_ops::{
         aggregate::{CgroupQuery, GroupBy},
         index::CgroupIndex,
         metrics::MetricsConfig,
+        pods::{PodDirectory, PodName},
         resolver::Resolver,
         service::{Fleet, render_cgroup, render_top_groups},
         wiring::{FleetArgs, spawn_metrics},
@@ -45,7 +46,7 @@ fn q(path: Option<&str>, pod: Option<&str>) -> CgroupQuery {
     CgroupQuery {
         path: path.map(str::to_owned),
         pod_uid: pod.map(str::to_owned),
-        container_id: None,
+        ..CgroupQuery::default()
     }
 }
 
@@ -119,6 +120,127 @@ fn grouped_top() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Pod A named `shop/web-0`; pod B not in the list.
+fn name_pod_a(f: &Fleet) {
+    let a = PodName {
+        namespace: "shop".into(),
+        name: "web-0".into(),
+    };
+    let other = PodName {
+        namespace: "shop".into(),
+        name: "web-1".into(),
+    };
+    let dir = PodDirectory::new(
+        vec![
+            (POD_A.to_owned(), a),
+            ("11111111-2222-4333-8444-555555555555".to_owned(), other),
+        ],
+        Instant::now(),
+    );
+    f.pod_names().publish(dir);
+}
+
+#[test]
+fn pod_names_in_answers() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (_, f) = fleet(dir.path())?;
+    // Off: no names, and `pod` cannot be resolved.
+    let v = f.top_groups(true, 0, GroupBy::Pod, 10);
+    assert!(v["groups"][0]["namespace"].is_null() && v["groups"][0]["pod_name"].is_null());
+    let by_name = CgroupQuery {
+        pod: Some("shop/web-0".into()),
+        ..CgroupQuery::default()
+    };
+    let e = f.cgroup_op(true, 0, &by_name).err().map(|e| e.code);
+    assert_eq!(e, Some("unavailable"));
+    name_pod_a(&f);
+    let v = f.top_groups(true, 0, GroupBy::Pod, 10);
+    let rows = v["groups"].as_array().ok_or("groups")?;
+    let row = |uid: &str| rows.iter().find(|g| g["key"] == uid).cloned();
+    let a = row(POD_A).ok_or("pod A")?;
+    assert_eq!(
+        (&a["namespace"], &a["pod_name"]),
+        (&"shop".into(), &"web-0".into())
+    );
+    let b = row(POD_B).ok_or("pod B")?;
+    assert!(b["namespace"].is_null() && b["pod_name"].is_null(), "{b}");
+    let text = render_top_groups(&v);
+    assert!(
+        text.contains("shop/web-0") && text.contains(POD_B),
+        "{text}"
+    );
+    // Containers of pod A carry its names too.
+    let v = f.top_groups(true, 0, GroupBy::Container, 10);
+    assert_eq!(v["groups"][0]["key"], CTR_1);
+    assert_eq!(v["groups"][0]["pod_name"], "web-0");
+    // `cgroup` by name, by UID, both, and the errors.
+    let v = op(&f, true, 0, &by_name)?;
+    assert_eq!(
+        (v["energy_uj"].as_u64(), v["labels"]["pod_uid"].as_str()),
+        (Some(10_000), Some(POD_A))
+    );
+    assert_eq!(
+        (v["namespace"].as_str(), v["pod_name"].as_str()),
+        (Some("shop"), Some("web-0"))
+    );
+    let text = render_cgroup(&v);
+    assert!(
+        text.starts_with("namespace       shop\npod             web-0\npod uid"),
+        "{text}"
+    );
+    let v = op(&f, true, 0, &q(None, Some(POD_B)))?;
+    assert!(v["namespace"].is_null() && v["pod_name"].is_null(), "{v}");
+    let both = CgroupQuery {
+        pod_uid: Some(POD_A.replace('-', "_")),
+        ..by_name.clone()
+    };
+    assert_eq!(op(&f, true, 0, &both)?["energy_uj"], 10_000);
+    let code = |q: CgroupQuery| f.cgroup_op(true, 0, &q).err().map(|e| e.code);
+    let with_pod = |p: &str| CgroupQuery {
+        pod: Some(p.into()),
+        ..CgroupQuery::default()
+    };
+    assert_eq!(code(with_pod("web-0")), Some("bad_request"), "no namespace");
+    assert_eq!(code(with_pod("shop/nope")), Some("not_found"));
+    // Root is told the name is not listed; others get the answer any mismatch gets.
+    let msg = |root: bool, p: &str| {
+        f.cgroup_op(root, 1000, &with_pod(p))
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default()
+    };
+    assert!(msg(true, "shop/nope").contains("kubelet's pod list"));
+    assert_eq!(msg(false, "shop/nope"), msg(false, "shop/web-1"));
+    // uid 1000 owns p2, in pod A: found by name.
+    let mine = f.cgroup_op(false, 1000, &with_pod("shop/web-0"));
+    assert_eq!(mine.map(|v| v["energy_uj"].clone()).ok(), Some(4000.into()));
+    assert_eq!(
+        code(with_pod("shop/web-1")),
+        Some("not_found"),
+        "listed, no process"
+    );
+    let mismatch = CgroupQuery {
+        pod_uid: Some(POD_B.into()),
+        ..by_name
+    };
+    assert_eq!(code(mismatch), Some("not_found"));
+    // The metrics: pod and container series of pod A named, the others empty.
+    let text = f.render_metrics();
+    assert!(
+        text.contains(&format!(
+            "carbon_ops_pod_energy_joules_total{{pod_uid=\"{POD_A}\",qos=\"burstable\",namespace=\"shop\",pod=\"web-0\"}} 0.010000"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "carbon_ops_container_cpu_seconds_total{{container_id=\"{CTR_1}\",pod_uid=\"{POD_A}\",runtime=\"containerd\",namespace=\"shop\",pod=\"web-0\"}}"
+    )));
+    assert!(text.contains(&format!(
+        "carbon_ops_pod_energy_joules_total{{pod_uid=\"{POD_B}\",qos=\"besteffort\",namespace=\"\",pod=\"\"}}"
+    )));
+    Ok(())
+}
+
 #[derive(Parser)]
 struct Flags {
     #[command(flatten)]
@@ -132,6 +254,37 @@ async fn flags_and_metrics_server() -> Result<(), Box<dyn std::error::Error>> {
         (off.metrics_addr, off.metrics_top_processes, off.cgroup_root),
         (None, 10, None)
     );
+    // Pod names: off by default, the in-cluster token, 30 s.
+    assert_eq!(off.kubelet_pods_url, None);
+    assert_eq!(
+        off.kubelet_token_file,
+        Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    );
+    assert_eq!(
+        (off.kubelet_ca_file, off.kubelet_refresh),
+        (None, std::time::Duration::from_secs(30))
+    );
+    let on = Flags::try_parse_from([
+        "agent",
+        "--kubelet-pods-url=https://10.0.3.17:10250/pods",
+        "--kubelet-ca-file=/etc/kubernetes/pki/ca.crt",
+        "--kubelet-refresh=1m",
+    ])?
+    .fleet;
+    assert_eq!(
+        on.kubelet_pods_url.as_deref(),
+        Some("https://10.0.3.17:10250/pods")
+    );
+    assert_eq!(on.kubelet_refresh, std::time::Duration::from_secs(60));
+    for bad in [
+        "--kubelet-pods-url=10.0.3.17:10250/pods",
+        "--kubelet-pods-url=ftp://x/pods",
+        "--kubelet-pods-url=https:///pods",
+        "--kubelet-refresh=500ms",
+        "--kubelet-refresh=30",
+    ] {
+        assert!(Flags::try_parse_from(["agent", bad]).is_err(), "{bad}");
+    }
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("cg"))?;
     let cg = dir.path().join("cg");
@@ -154,7 +307,7 @@ async fn flags_and_metrics_server() -> Result<(), Box<dyn std::error::Error>> {
     s.read_to_string(&mut text).await?;
     assert!(
         text.contains(&format!(
-            "carbon_ops_pod_energy_joules_total{{pod_uid=\"{POD_A}\",qos=\"burstable\"}} 0.010000"
+            "carbon_ops_pod_energy_joules_total{{pod_uid=\"{POD_A}\",qos=\"burstable\",namespace=\"\",pod=\"\"}} 0.010000"
         )),
         "{text}"
     );

@@ -190,14 +190,18 @@ fn group_labels(by: GroupBy, l: &CgroupLabels) -> CgroupLabels {
     }
 }
 
-/// What `cgroup {path|pod_uid}` asks for.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// What `cgroup {path|pod_uid|pod|container_id}` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CgroupQuery {
     /// A cgroup path: the cgroup and everything below it.
     pub path: Option<String>,
     /// A pod UID (dashes or underscores).
     pub pod_uid: Option<String>,
+    /// A pod as `namespace/name`; the caller resolves it to `pod_uid` with the pod directory
+    /// ([`query`] does not read it).
+    #[serde(default)]
+    pub pod: Option<String>,
     /// A container id, or a prefix of one (`docker ps` prints 12 digits).
     pub container_id: Option<String>,
 }

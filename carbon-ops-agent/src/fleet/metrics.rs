@@ -1,6 +1,8 @@
 //! Prometheus text exposition (format 0.0.4) of a [`Store`] (pure): host energy per zone,
 //! the attributed / idle / unattributed buckets, per-pod, per-container and per-service
-//! counters from the [`Accumulator`], and per-process counters for the top N only.
+//! counters from the [`Accumulator`], and per-process counters for the top N only. Pod and
+//! container series carry `namespace` and `pod` from the [`PodDirectory`] (empty when the pod
+//! is not in it, or pod names are off), so every series of a family has the same label names.
 //!
 //! Cardinality is bounded: one series per zone and bucket, at most
 //! [`super::accumulate::MAX_GROUPS`] pods, containers and services each (groups leave with
@@ -10,7 +12,10 @@
 
 use std::fmt::Write;
 
-use super::accumulate::{Accumulator, Counter, Kind};
+use super::{
+    accumulate::{Accumulator, Counter, Kind},
+    pods::PodDirectory,
+};
 use crate::agent::{engine::AgentInfo, store::Store};
 
 /// The content type of the text format.
@@ -77,20 +82,46 @@ impl Out {
     }
 }
 
-fn group_labels<'a>(kind: Kind, key: &'a str, c: &'a Counter) -> Vec<(&'static str, &'a str)> {
+fn group_labels<'a>(
+    kind: Kind,
+    key: &'a str,
+    c: &'a Counter,
+    pods: &'a PodDirectory,
+) -> Vec<(&'static str, &'a str)> {
+    let named = |uid: Option<&str>| {
+        let p = uid.and_then(|u| pods.get(u));
+        [
+            ("namespace", p.map_or("", |p| p.namespace.as_str())),
+            ("pod", p.map_or("", |p| p.name.as_str())),
+        ]
+    };
     match kind {
-        Kind::Pod => vec![("pod_uid", key), ("qos", c.qos.unwrap_or(""))],
-        Kind::Container => vec![
-            ("container_id", key),
-            ("pod_uid", c.pod_uid.as_deref().unwrap_or("")),
-            ("runtime", c.runtime.map_or("", |r| r.as_str())),
-        ],
+        Kind::Pod => {
+            let mut l = vec![("pod_uid", key), ("qos", c.qos.unwrap_or(""))];
+            l.extend(named(Some(key)));
+            l
+        }
+        Kind::Container => {
+            let mut l = vec![
+                ("container_id", key),
+                ("pod_uid", c.pod_uid.as_deref().unwrap_or("")),
+                ("runtime", c.runtime.map_or("", |r| r.as_str())),
+            ];
+            l.extend(named(c.pod_uid.as_deref()));
+            l
+        }
         Kind::Service => vec![("service", key)],
     }
 }
 
-/// Renders the whole exposition.
-pub fn render(info: &AgentInfo, store: &Store, acc: &Accumulator, cfg: &MetricsConfig) -> String {
+/// Renders the whole exposition; pod names and namespaces come from `pods`.
+pub fn render(
+    info: &AgentInfo,
+    store: &Store,
+    acc: &Accumulator,
+    cfg: &MetricsConfig,
+    pods: &PodDirectory,
+) -> String {
     let mut o = Out(String::with_capacity(4096));
     o.family(
         "carbon_ops_info",
@@ -197,7 +228,11 @@ pub fn render(info: &AgentInfo, store: &Store, acc: &Accumulator, cfg: &MetricsC
             &format!("Energy attributed to the processes of each {what}, from the cgroup path."),
         );
         for (key, c) in &groups {
-            o.sample(&name, &group_labels(kind, key, c), &joules(c.energy_uj));
+            o.sample(
+                &name,
+                &group_labels(kind, key, c, pods),
+                &joules(c.energy_uj),
+            );
         }
         let name = format!("carbon_ops_{what}_cpu_seconds_total");
         o.family(
@@ -206,7 +241,8 @@ pub fn render(info: &AgentInfo, store: &Store, acc: &Accumulator, cfg: &MetricsC
             &format!("On-CPU time of the processes of each {what}."),
         );
         for (key, c) in &groups {
-            o.sample(&name, &group_labels(kind, key, c), &seconds(c.cpu_time_ns));
+            let labels = group_labels(kind, key, c, pods);
+            o.sample(&name, &labels, &seconds(c.cpu_time_ns));
         }
     }
     o.family(

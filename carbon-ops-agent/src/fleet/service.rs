@@ -4,7 +4,10 @@
 //! Metrics are rendered from the copy of the store published once per `resolution` (the
 //! same one non-root socket peers get): the endpoint is unauthenticated, and fine-grained
 //! energy readings are a side channel (PLATYPUS). The resolver and the accumulator sit
-//! behind one mutex, so concurrent scrapes and queries each see one consistent state.
+//! behind one mutex, so concurrent scrapes and queries each see one consistent state. Pod
+//! names and namespaces come from the [`PodNames`] directory (empty unless a
+//! [`super::kubelet::Refresher`] feeds it): answers carry `namespace` and `pod_name`, null for
+//! pods it does not know.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +16,9 @@ use serde_json::{Value, json};
 use super::{
     accumulate::Accumulator,
     aggregate::{CgroupQuery, GroupBy, aggregate, query},
+    kubelet::PodNames,
     metrics::{MetricsConfig, render},
+    pods::{PodDirectory, split_pod_ref},
     resolver::Resolver,
 };
 use crate::{
@@ -27,6 +32,9 @@ use crate::{
 /// Most members listed by the `cgroup` op.
 pub const MAX_MEMBERS: usize = 100;
 
+/// The `cgroup` op's `not_found` message (all a non-root peer learns about a pod name).
+const NO_MATCH: &str = "no known process matches (check the path or UID; exited processes are kept only for the retention window)";
+
 struct State {
     resolver: Resolver,
     acc: Accumulator,
@@ -37,6 +45,15 @@ pub struct Fleet {
     shared: Arc<Shared>,
     state: Mutex<State>,
     cfg: MetricsConfig,
+    pods: Arc<PodNames>,
+}
+
+/// `namespace` and `pod_name` of a pod UID, null when unknown.
+fn pod_fields(pods: &PodDirectory, uid: Option<&str>) -> (Value, Value) {
+    match uid.and_then(|u| pods.get(u)) {
+        Some(p) => (json!(p.namespace), json!(p.name)),
+        None => (Value::Null, Value::Null),
+    }
 }
 
 impl Fleet {
@@ -49,7 +66,43 @@ impl Fleet {
                 acc: Accumulator::new(),
             }),
             cfg,
+            pods: Arc::new(PodNames::default()),
         }
+    }
+
+    /// The pod-name directory this view reads (a refresher publishes into it).
+    pub fn pod_names(&self) -> &Arc<PodNames> {
+        &self.pods
+    }
+
+    /// The UID of a `namespace/name` pod reference. Only root is told that a name is not in
+    /// the pod list (others get [`NO_MATCH`], so they cannot probe for pod names).
+    fn resolve_pod(
+        &self,
+        root: bool,
+        pods: &PodDirectory,
+        pod: &str,
+    ) -> Result<String, ProtoError> {
+        let (ns, name) = split_pod_ref(pod).ok_or_else(|| {
+            ProtoError::new("bad_request", "`pod` is `namespace/name` (e.g. shop/web-0)")
+        })?;
+        if !self.pods.configured() {
+            return Err(ProtoError::new(
+                "unavailable",
+                "pod names are off: start the agent with --kubelet-pods-url (docs/deploy-kubernetes.md), or ask by `pod_uid`",
+            ));
+        }
+        pods.uid_of(ns, name).map(str::to_owned).ok_or_else(|| {
+            if !root {
+                return ProtoError::new("not_found", NO_MATCH);
+            }
+            ProtoError::new(
+                "not_found",
+                format!(
+                    "no pod {ns}/{name} in the kubelet's pod list (fetched every --kubelet-refresh; the agent's log says if it cannot be)"
+                ),
+            )
+        })
     }
 
     /// The Prometheus text for one scrape.
@@ -59,31 +112,54 @@ impl Fleet {
         let State { resolver, acc } = &mut *st;
         acc.observe(&store, &mut |r| resolver.path_of(r));
         resolver.prune(&store);
-        render(&self.shared.info, &store, acc, &self.cfg)
+        render(
+            &self.shared.info,
+            &store,
+            acc,
+            &self.cfg,
+            &self.pods.current(),
+        )
     }
 
-    /// `cgroup {path|pod_uid|container_id}`: sums and members of the processes matched.
+    /// `cgroup {path|pod_uid|pod|container_id}`: sums and members of the processes matched.
     /// Non-root peers see only their own processes (from the coarse copy).
     pub fn cgroup_op(&self, root: bool, uid: u32, q: &CgroupQuery) -> Result<Value, ProtoError> {
-        if q.path.is_none() && q.pod_uid.is_none() && q.container_id.is_none() {
+        if q.path.is_none() && q.pod_uid.is_none() && q.pod.is_none() && q.container_id.is_none() {
             return Err(ProtoError::new(
                 "bad_request",
-                "`cgroup` needs `path`, `pod_uid` or `container_id`",
+                "`cgroup` needs `path`, `pod_uid`, `pod` or `container_id`",
             ));
         }
+        let pods = self.pods.current();
+        let mut q = q.clone();
+        if let Some(pod) = q.pod.take() {
+            let found = self.resolve_pod(root, &pods, &pod)?;
+            let asked = q
+                .pod_uid
+                .as_ref()
+                .map(|u| u.replace('_', "-").to_ascii_lowercase());
+            if asked.is_some_and(|u| u != found) {
+                let why = if root {
+                    format!("`pod` {pod} has UID {found}, not the `pod_uid` asked for")
+                } else {
+                    NO_MATCH.to_owned()
+                };
+                return Err(ProtoError::new("not_found", why));
+            }
+            q.pod_uid = Some(found);
+        }
+        let q = &q;
         let include = |r: &ProcRecord| root || r.uid == uid;
         let detail = self.shared.with_view(root, |s| {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             query(s, q, &mut |r| st.resolver.path_of(r), &include, MAX_MEMBERS)
         });
-        let d = detail.ok_or_else(|| {
-            ProtoError::new(
-                "not_found",
-                "no known process matches (check the path or UID; exited processes are kept only for the retention window)",
-            )
-        })?;
+        let d = detail.ok_or_else(|| ProtoError::new("not_found", NO_MATCH))?;
+        let (namespace, pod_name) = pod_fields(&pods, d.labels.pod_uid.as_deref());
         Ok(json!({
             "labels": d.labels,
+            "namespace": namespace,
+            "pod_name": pod_name,
             "energy_uj": d.sums.energy_uj,
             "cpu_time_ns": d.sums.cpu_time_ns,
             "processes": d.sums.processes,
@@ -108,13 +184,17 @@ impl Fleet {
                 .cmp(&a.sums.recent_uj)
                 .then(b.sums.energy_uj.cmp(&a.sums.energy_uj))
         });
+        let pods = self.pods.current();
         let rows: Vec<Value> = groups
             .iter()
             .take(n)
             .map(|g| {
+                let (namespace, pod_name) = pod_fields(&pods, g.labels.pod_uid.as_deref());
                 json!({
                     "key": g.key,
                     "labels": g.labels,
+                    "namespace": namespace,
+                    "pod_name": pod_name,
                     "cgroup": g.cgroup,
                     "power_w": g.sums.recent_uj as f64 / 1e6 / window_s,
                     "energy_uj": g.sums.energy_uj,
@@ -151,10 +231,14 @@ pub fn render_top_groups(v: &Value) -> String {
     let f = |x: &Value| x.as_f64().unwrap_or(0.0);
     for g in v["groups"].as_array().into_iter().flatten() {
         let key = g["key"].as_str().unwrap_or("?");
-        let key = if by == "container" && key.len() > 12 {
-            &key[..12]
-        } else {
-            key
+        let named = match (g["namespace"].as_str(), g["pod_name"].as_str()) {
+            (Some(ns), Some(name)) if by == "pod" => Some(format!("{ns}/{name}")),
+            _ => None,
+        };
+        let key = match &named {
+            Some(n) => n.as_str(),
+            None if by == "container" && key.len() > 12 => &key[..12],
+            None => key,
         };
         s += &format!(
             "{:<40} {:>10.3} {:>14.3} {:>10.2} {:>6}\n",
@@ -178,14 +262,16 @@ pub fn render_cgroup(v: &Value) -> String {
     let f = |x: &Value| x.as_f64().unwrap_or(0.0);
     let l = &v["labels"];
     let mut s = String::new();
-    for (name, key) in [
-        ("pod uid", "pod_uid"),
-        ("qos", "qos"),
-        ("container", "container_id"),
-        ("runtime", "runtime"),
-        ("service", "service"),
+    for (name, x) in [
+        ("namespace", &v["namespace"]),
+        ("pod", &v["pod_name"]),
+        ("pod uid", &l["pod_uid"]),
+        ("qos", &l["qos"]),
+        ("container", &l["container_id"]),
+        ("runtime", &l["runtime"]),
+        ("service", &l["service"]),
     ] {
-        if let Some(x) = l[key].as_str() {
+        if let Some(x) = x.as_str() {
             s += &format!("{name:<15} {x}\n");
         }
     }

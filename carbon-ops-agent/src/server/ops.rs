@@ -160,6 +160,7 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
         Request::Cgroup {
             path,
             pod_uid,
+            pod,
             container_id,
         } => fleet(ctx)?.cgroup_op(
             peer.root(),
@@ -167,6 +168,7 @@ pub fn handle(ctx: &Ctx, peer: Peer, req: Request) -> Result<Value, ProtoError> 
             &CgroupQuery {
                 path,
                 pod_uid,
+                pod,
                 container_id,
             },
         ),

@@ -1,10 +1,12 @@
 //! Transports for the live providers: a std-only HTTP/1.1 GET for `http://` URLs (loopback
 //! tests, a local TLS-terminating proxy) and `curl` for `https://` (no TLS stack linked into
-//! the agent). Both enforce a timeout and a response size cap; the Electricity Maps token is
-//! handed to curl on stdin (`-K -`), never on its command line where `ps` would show it.
+//! the agent). Both enforce a timeout and a response size cap; secrets (the Electricity Maps
+//! token, the kubelet's bearer token) are handed to curl on stdin (`-K -`), never on its
+//! command line where `ps` would show it.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,7 +38,7 @@ impl Transport for Auto {
         timeout: Duration,
     ) -> Result<String, LiveError> {
         if url.starts_with("https://") {
-            Curl.get(url, headers, timeout)
+            Curl::default().get(url, headers, timeout)
         } else {
             PlainHttp.get(url, headers, timeout)
         }
@@ -183,8 +185,18 @@ fn dechunk(url: &str, mut b: &[u8]) -> Result<Vec<u8>, LiveError> {
 }
 
 /// `curl` as the HTTPS transport (`curl -sS --fail --max-time N -K -`, config on stdin).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Curl;
+#[derive(Clone, Debug, Default)]
+pub struct Curl {
+    /// CA bundle to verify the server with (`cacert`), instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The HTTP status in curl's `--fail` message (`The requested URL returned error: 401`).
+fn failed_status(stderr: &str) -> Option<u16> {
+    let rest = stderr.split("returned error: ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
 
 fn curl_quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
@@ -198,6 +210,12 @@ impl Transport for Curl {
         timeout: Duration,
     ) -> Result<String, LiveError> {
         let mut config = format!("url = \"{}\"\n", curl_quote(url));
+        if let Some(ca) = &self.ca_file {
+            config.push_str(&format!(
+                "cacert = \"{}\"\n",
+                curl_quote(&ca.to_string_lossy())
+            ));
+        }
         for (k, v) in headers {
             config.push_str(&format!(
                 "header = \"{}: {}\"\n",
@@ -230,18 +248,20 @@ impl Transport for Curl {
         let out = child
             .wait_with_output()
             .map_err(|e| transport_err(url, format!("curl: {e}")))?;
-        match out.status.code() {
-            Some(0) => String::from_utf8(out.stdout)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match (out.status.code(), failed_status(&stderr)) {
+            (Some(0), _) => String::from_utf8(out.stdout)
                 .map_err(|_| transport_err(url, "response body is not UTF-8")),
-            Some(28) => Err(LiveError::Timeout {
+            (Some(28), _) => Err(LiveError::Timeout {
                 url: url.to_owned(),
+            }),
+            (Some(22), Some(status)) => Err(LiveError::Status {
+                url: url.to_owned(),
+                status,
             }),
             _ => Err(transport_err(
                 url,
-                format!(
-                    "curl failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
+                format!("curl failed: {}", stderr.trim()),
             )),
         }
     }
@@ -261,5 +281,10 @@ mod tests {
             Err(LiveError::Status { status: 401, .. })
         ));
         assert_eq!(curl_quote("a\"b\\c"), "a\\\"b\\\\c");
+        assert_eq!(
+            failed_status("curl: (22) The requested URL returned error: 401\n"),
+            Some(401)
+        );
+        assert_eq!(failed_status("curl: (7) Failed to connect"), None);
     }
 }
