@@ -222,9 +222,20 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // SAFETY: this CPU's slot; nothing else writes it while we run.
     let slice = unsafe { &mut *slice };
     if slice.start_ns != 0 {
-        account(prev, now.wrapping_sub(slice.start_ns))?;
+        let delta = now.wrapping_sub(slice.start_ns);
+        if account(prev, delta).is_err() {
+            // The outgoing task's identity could not be read (counted in `ReadFailed`): its
+            // slice is lost, counted, and never charged to whoever runs next.
+            bump(Counter::TaskLostNs, delta);
+        }
     }
-    slice.key = threads::key(next, threads::cache(next))?;
+    // An incoming task whose identity cannot be read gets an owner no process has, so
+    // userspace leaves its running slice out; its switch-out accounts or loses it.
+    slice.key = threads::key(next, threads::cache(next)).unwrap_or(TaskKey {
+        tgid: u32::MAX,
+        pad: 0,
+        start_boottime_ns: 0,
+    });
     slice.start_ns = now;
     Ok(())
 }
