@@ -361,24 +361,43 @@ fn reused_pid_is_a_different_process() {
     }
 }
 
-/// Sum over CPUs of (idle + every process + lost) in a window, against CPUs × wall time.
-fn accounted_fraction(stats: &mut EbpfTaskStats, window: Duration) -> (f64, u64) {
+/// Sum over CPUs of (idle + every process + lost) between two snapshot instants, against
+/// CPUs × the time between them. Snapshots every 100 ms while `kids` burn for `window`, then
+/// the kids are killed and snapshots go on for 300 ms: a slice that ends while a snapshot is
+/// being read is delayed to the next one by design (never counted twice), and on a 2-CPU
+/// machine with busy children the reader itself can be preempted mid-read, so the window is
+/// closed on a quiet machine, where every delayed slice has landed.
+fn accounted_fraction(
+    stats: &mut EbpfTaskStats,
+    window: Duration,
+    mut kids: Vec<Child>,
+) -> (f64, u64) {
     use carbon_ops::tasks::delta::Differ;
     let mut differ = Differ::new();
     // Baseline: the first snapshot closes the slices open at the instant it is taken.
-    differ.diff(&stats.snapshot(monotonic_now_ns()).expect("snapshot"));
+    let start = monotonic_now_ns();
+    differ.diff(&stats.snapshot(start).expect("snapshot"));
     let mut accounted = 0u64;
     let mut lost = 0u64;
-    let start = monotonic_now_ns();
     let mut end = start;
-    let until = Instant::now() + window;
-    while Instant::now() < until {
+    let mut step = |stats: &mut EbpfTaskStats, end: &mut u64| {
         std::thread::sleep(Duration::from_millis(100));
-        end = monotonic_now_ns();
-        let d = differ.diff(&stats.snapshot(end).expect("snapshot"));
+        *end = monotonic_now_ns();
+        let d = differ.diff(&stats.snapshot(*end).expect("snapshot"));
         accounted +=
             d.idle_ns.iter().sum::<u64>() + d.tasks.iter().map(|t| t.total_ns()).sum::<u64>();
         lost += d.lost_ns;
+    };
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        step(stats, &mut end);
+    }
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    for _ in 0..3 {
+        step(stats, &mut end);
     }
     let expected = (end - start) * stats.ncpus() as u64;
     ((accounted + lost) as f64 / expected as f64, lost)
@@ -399,12 +418,8 @@ fn busy_children(n: usize) -> Vec<Child> {
 fn every_cpu_nanosecond_is_accounted() {
     let _guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(mut stats) = load() else { return };
-    let mut kids = busy_children(3);
-    let (fraction, lost) = accounted_fraction(&mut stats, Duration::from_millis(1500));
-    for k in &mut kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    let kids = busy_children(3);
+    let (fraction, lost) = accounted_fraction(&mut stats, Duration::from_millis(1500), kids);
     eprintln!(
         "accounted {:.4} of CPUs x wall time, lost {lost} ns",
         fraction
@@ -419,12 +434,8 @@ fn a_full_process_table_counts_its_loss() {
     let Some(mut stats) = load_with(&LoadOptions { max_tasks: Some(4) }) else {
         return;
     };
-    let mut kids = busy_children(6);
-    let (fraction, lost) = accounted_fraction(&mut stats, Duration::from_millis(1000));
-    for k in &mut kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    let kids = busy_children(6);
+    let (fraction, lost) = accounted_fraction(&mut stats, Duration::from_millis(1000), kids);
     let snap = stats.snapshot(monotonic_now_ns()).expect("snapshot");
     eprintln!(
         "full table: accounted {fraction:.4} (lost {lost} ns), counters {:?}",
