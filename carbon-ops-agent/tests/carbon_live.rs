@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use carbon_ops::carbon::live::{
-    LiveCache, LiveConfig, LiveError, PlainHttp, Provider, fetch_series,
+    LiveCache, LiveConfig, LiveError, LiveSeries, PlainHttp, Provider, fetch_series,
 };
 use carbon_ops::carbon::time::Timestamp;
 use carbon_ops::carbon::{EstimateRequest, estimate_request_with_live};
@@ -76,6 +76,18 @@ fn em_config(base: &str) -> LiveConfig {
     cfg.base_url = base.to_owned();
     cfg.timeout = Duration::from_millis(500);
     cfg
+}
+
+/// Electricity Maps at `base`, zone `zone`, 2024-05-01 12:00–14:00 UTC, with a fresh cache.
+fn fetch_noon_to_two(base: &str, zone: &str) -> Result<LiveSeries, LiveError> {
+    fetch_series(
+        &em_config(base),
+        &PlainHttp,
+        &LiveCache::default(),
+        Some(zone),
+        ts("2024-05-01T12:00:00Z"),
+        ts("2024-05-01T14:00:00Z"),
+    )
 }
 
 fn request(provider: Provider, zone: Option<&str>) -> EstimateRequest {
@@ -160,14 +172,7 @@ fn http_error_falls_back_to_the_bundled_table() {
     let (base, _) = serve(1, |_, _| {
         Some("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".into())
     });
-    let live = fetch_series(
-        &em_config(&base),
-        &PlainHttp,
-        &LiveCache::default(),
-        Some("DE"),
-        ts("2024-05-01T12:00:00Z"),
-        ts("2024-05-01T14:00:00Z"),
-    );
+    let live = fetch_noon_to_two(&base, "DE");
     assert!(
         matches!(live, Err(LiveError::Status { status: 401, .. })),
         "{live:?}"
@@ -193,14 +198,7 @@ fn http_error_falls_back_to_the_bundled_table() {
 #[test]
 fn timeout_and_garbage_fall_back_too() {
     let (base, _) = serve(1, |_, _| None);
-    let live = fetch_series(
-        &em_config(&base),
-        &PlainHttp,
-        &LiveCache::default(),
-        Some("FR"),
-        ts("2024-05-01T12:00:00Z"),
-        ts("2024-05-01T14:00:00Z"),
-    );
+    let live = fetch_noon_to_two(&base, "FR");
     assert!(matches!(live, Err(LiveError::Timeout { .. })), "{live:?}");
     let r = estimate_request_with_live(
         &request(Provider::ElectricityMaps, Some("FR")),
@@ -213,23 +211,9 @@ fn timeout_and_garbage_fall_back_too() {
     assert!(r.provenance.fallback_reason.is_some());
 
     let (base, _) = serve(1, |_, _| Some(ok("<html>maintenance</html>")));
-    let live = fetch_series(
-        &em_config(&base),
-        &PlainHttp,
-        &LiveCache::default(),
-        Some("FR"),
-        ts("2024-05-01T12:00:00Z"),
-        ts("2024-05-01T14:00:00Z"),
-    );
+    let live = fetch_noon_to_two(&base, "FR");
     assert!(matches!(live, Err(LiveError::Parse { .. })), "{live:?}");
     // A closed port: connection refused.
-    let live = fetch_series(
-        &em_config("http://127.0.0.1:1"),
-        &PlainHttp,
-        &LiveCache::default(),
-        Some("FR"),
-        ts("2024-05-01T12:00:00Z"),
-        ts("2024-05-01T14:00:00Z"),
-    );
+    let live = fetch_noon_to_two("http://127.0.0.1:1", "FR");
     assert!(matches!(live, Err(LiveError::Transport { .. })), "{live:?}");
 }
