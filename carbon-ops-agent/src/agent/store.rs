@@ -248,17 +248,9 @@ impl Store {
         }
         for e in &delta.exited {
             let exited = clocks.mono_to_unix(e.exit_monotonic_ns);
-            let first_exit = self
-                .record(e.id, clocks, base, Some(e), meta)
-                .exited_unix
-                .is_none();
-            if first_exit {
-                self.expiries.push(Expiry {
-                    at_unix: exited + self.retention_s,
-                    id: e.id,
-                });
-            }
+            let retention_s = self.retention_s;
             let rec = self.record(e.id, clocks, base, Some(e), meta);
+            let first_exit = rec.exited_unix.is_none();
             rec.exited_unix = Some(exited);
             // A process first seen live may have been gone before /proc could be read: the
             // kernel's exit record fills in what is still unknown.
@@ -270,6 +262,12 @@ impl Store {
             }
             if rec.uid == u32::MAX {
                 rec.uid = e.uid;
+            }
+            if first_exit {
+                self.expiries.push(Expiry {
+                    at_unix: exited + retention_s,
+                    id: e.id,
+                });
             }
         }
         // Drop exited processes past retention (exited strictly before now − retention).
