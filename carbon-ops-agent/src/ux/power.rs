@@ -29,7 +29,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads a `status` result; `None` when it lacks `at` or `zones`.
+    /// Reads a `status` result, or a ledger `sample` payload (the same fields); `None` when it
+    /// lacks `at` or `zones`.
     pub fn from_status(v: &Value) -> Option<Snapshot> {
         let at = v.get("at")?.as_f64()?;
         let zones = v

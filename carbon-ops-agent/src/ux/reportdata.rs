@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    power::{Snapshot, ZoneReading, zone_power},
+    power::{Snapshot, zone_power},
     summary::{RUN_SCHEMA, RunSummary},
     svg::{self, Bar, Series},
 };
@@ -109,25 +109,6 @@ fn into_series(m: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
         .collect()
 }
 
-fn sample_snapshot(p: &Value) -> Option<Snapshot> {
-    let zones = p
-        .get("zones")?
-        .as_array()?
-        .iter()
-        .filter_map(|z| {
-            Some(ZoneReading {
-                name: z.get("name")?.as_str()?.to_owned(),
-                energy_uj: z.get("energy_uj")?.as_u64()?,
-            })
-        })
-        .collect();
-    Some(Snapshot {
-        at: p.get("at")?.as_f64()?,
-        zones,
-        host_uj: 0,
-    })
-}
-
 /// Reads ledger lines (every segment's, in order). Lines that are not JSON are skipped and
 /// counted in the caption (`carbon-ops ledger verify` is the tool for integrity).
 pub fn from_ledger(lines: &[&str]) -> ReportData {
@@ -147,7 +128,7 @@ pub fn from_ledger(lines: &[&str]) -> ReportData {
         }
         match entry["kind"].as_str() {
             Some("sample") => {
-                let Some(snap) = sample_snapshot(payload) else {
+                let Some(snap) = Snapshot::from_status(payload) else {
                     continue;
                 };
                 let t0 = *t0.get_or_insert(snap.at);
