@@ -108,6 +108,34 @@ pub struct Observation {
     pub gap_flagged: bool,
 }
 
+/// What happened to one energy counter (a RAPL zone, a GPU) in one tick, as reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CounterFlags {
+    /// First good reading: baseline only, delta 0.
+    pub first_reading: bool,
+    /// The counter wrapped (handled exactly).
+    pub wrapped: bool,
+    /// The counter went back or jumped in a way no wrap explains (reload); not counted.
+    pub reset_detected: bool,
+    /// The energy spans a gap: a lower bound (counter), or lost (GPU power integration).
+    pub gap_flagged: bool,
+    /// First good reading after a stale period: the delta covers the gap, not one tick.
+    pub recovered: bool,
+}
+
+impl CounterFlags {
+    /// The flags of `obs`; `recovered` when the reading ends a stale period.
+    pub fn observed(obs: &Observation, recovered: bool) -> CounterFlags {
+        CounterFlags {
+            first_reading: obs.first,
+            wrapped: obs.wrapped,
+            reset_detected: obs.reset,
+            gap_flagged: obs.gap_flagged,
+            recovered,
+        }
+    }
+}
+
 /// The reading was outside the counter's own range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("raw counter {raw} is outside its range 0..{modulus}")]

@@ -33,19 +33,7 @@ impl Default for MeterConfig {
 }
 
 /// What happened to one zone's counter this tick.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ZoneFlags {
-    /// First good reading: baseline only, delta 0.
-    pub first_reading: bool,
-    /// The counter wrapped (handled exactly).
-    pub wrapped: bool,
-    /// The counter went back or jumped in a way no wrap explains (reload); not counted.
-    pub reset_detected: bool,
-    /// The delta spans a gap long enough for a full wrap: it is a lower bound.
-    pub gap_flagged: bool,
-    /// First good reading after a stale period: the delta covers `span_ns`, not one tick.
-    pub recovered: bool,
-}
+pub type ZoneFlags = super::counter::CounterFlags;
 
 /// One zone in one tick.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -220,13 +208,7 @@ impl Meter {
                     if obs.gap_flagged {
                         tracing::warn!(zone = %tick.id, span_ns = obs.span_ns, "read gap allows a full counter wrap; energy is a lower bound");
                     }
-                    tick.flags = ZoneFlags {
-                        first_reading: obs.first,
-                        wrapped: obs.wrapped,
-                        reset_detected: obs.reset,
-                        gap_flagged: obs.gap_flagged,
-                        recovered: state.stale,
-                    };
+                    tick.flags = ZoneFlags::observed(&obs, state.stale);
                     tick.delta_uj = MicroJoules(obs.delta_uj);
                     tick.cumulative_uj = MicroJoules(state.counter.cumulative_uj());
                     tick.span_ns = obs.span_ns;

@@ -43,20 +43,8 @@ pub enum EnergyMethod {
     PowerIntegration,
 }
 
-/// What happened to a device's energy this tick.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct GpuFlags {
-    /// Baseline only.
-    pub first_reading: bool,
-    /// The counter wrapped.
-    pub wrapped: bool,
-    /// The counter went back or jumped (driver reload): see [`Counter`].
-    pub reset_detected: bool,
-    /// Energy spans a gap: lower bound (counter) or lost (integration).
-    pub gap_flagged: bool,
-    /// First good reading after failed reads: energy covers the gap, left unattributed.
-    pub recovered: bool,
-}
+/// What happened to a device's energy this tick (the same flags as a RAPL zone's).
+pub type GpuFlags = crate::energy::counter::CounterFlags;
 
 /// One device in one tick.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -182,13 +170,7 @@ impl GpuMeter {
                 match src.energy_mj(i) {
                     Ok(raw) => match state.counter.observe(raw, at_ns) {
                         Ok(obs) => {
-                            flags = GpuFlags {
-                                first_reading: obs.first,
-                                wrapped: obs.wrapped,
-                                reset_detected: obs.reset,
-                                gap_flagged: obs.gap_flagged,
-                                recovered: state.stale,
-                            };
+                            flags = GpuFlags::observed(&obs, state.stale);
                             energy_uj = obs.delta_uj;
                             span_ns = obs.span_ns;
                         }
